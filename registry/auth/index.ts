@@ -1,0 +1,2 @@
+export * from './keychain.js';
+export * from './login.js';
