@@ -1,0 +1,88 @@
+import type { Descriptor } from '../../src/oci/descriptor.js';
+import type { ContentStore } from '../../src/oci/content/content-store.js';
+import { isImageManifest, isIndex } from '../../src/oci/media-types.js';
+import { formatPlatform, hostPlatform, platformMatches, type Platform } from '../../src/oci/platform.js';
+import type { Reference } from '../../src/oci/reference.js';
+import { ContentError } from '../../src/util/errors.js';
+import { RegistryError } from '../transport/errors.js';
+import type { RemoteOptions } from './options.js';
+import { childrenOf, mapLimit, parseIndex } from './parse.js';
+import { Repository, type FetchedManifest } from './repository.js';
+
+/** What {@link pullDetailed} fetched. */
+export interface PullResult {
+  /** The manifest or index the reference resolved to (what a tag should point at). */
+  readonly descriptor: Descriptor;
+  /** The single-platform manifest chosen from an index (equal to `descriptor` for a plain manifest). */
+  readonly image: Descriptor;
+  /** Blobs downloaded (excluding ones already present). */
+  readonly downloaded: number;
+}
+
+/**
+ * Pulls `ref` into `store`: resolves the tag (or digest), fetches the manifest (OCI or Docker
+ * schema 2); for an index, the entry for `opts.platform` (default: the host's) and the index
+ * itself. Layers are downloaded in parallel (`concurrency`, default 4), each verified while it
+ * streams into the store and resumed with Range after a dropped connection; blobs already in
+ * the store are skipped. Manifests are stored after their blobs, so the store never holds a
+ * manifest whose blobs are missing. Returns the descriptor of the manifest/index fetched.
+ */
+export async function pull(ref: Reference, store: ContentStore, opts: RemoteOptions = {}): Promise<Descriptor> {
+  return (await pullDetailed(ref, store, opts)).descriptor;
+}
+
+/** {@link pull}, also returning the chosen platform manifest and a download count. */
+export async function pullDetailed(ref: Reference, store: ContentStore, opts: RemoteOptions = {}): Promise<PullResult> {
+  const repo = new Repository(ref, opts, ['pull']);
+  try {
+    const top = await repo.getManifest(ref.digest ?? ref.tag ?? 'latest');
+    let counter = { n: 0 };
+    if (isIndex(top.descriptor.mediaType)) {
+      const idx = parseIndex(top.bytes, `index ${top.descriptor.digest} of ${repo.name}`);
+      const want = opts.platform ?? hostPlatform();
+      const chosen = selectPlatform(idx.manifests, want);
+      if (!chosen) {
+        const have = idx.manifests.map((m) => (m.platform ? formatPlatform(m.platform) : '?')).join(', ');
+        throw new ContentError('NOT_FOUND', `pulling ${repo.name}: no image for ${formatPlatform(want)} in the index (has ${have || 'nothing'})`);
+      }
+      const child = await repo.getManifest(chosen.digest);
+      await pullNode(repo, store, child, counter);
+      await putManifest(store, top);
+      return { descriptor: top.descriptor, image: { ...child.descriptor, ...(chosen.platform ? { platform: chosen.platform } : {}) }, downloaded: counter.n };
+    }
+    if (!isImageManifest(top.descriptor.mediaType) && !top.descriptor.mediaType.startsWith('application/vnd.oci.')) {
+      throw new RegistryError('UNSUPPORTED', `pulling ${repo.name}: unsupported manifest media type ${top.descriptor.mediaType}`, { ref: repo.name });
+    }
+    counter = { n: 0 };
+    await pullNode(repo, store, top, counter);
+    return { descriptor: top.descriptor, image: top.descriptor, downloaded: counter.n };
+  } finally {
+    await repo.close();
+  }
+}
+
+/** The best index entry for a platform: exact variant match first, then os/arch. */
+export function selectPlatform(ms: readonly Descriptor[], want: Platform): Descriptor | undefined {
+  const cands = ms.filter((m) => isImageManifest(m.mediaType) && platformMatches(want, m.platform));
+  return cands.find((m) => m.platform?.variant === want.variant) ?? cands[0];
+}
+
+async function pullNode(repo: Repository, store: ContentStore, m: FetchedManifest, counter: { n: number }): Promise<void> {
+  const blobs = childrenOf(m.descriptor.mediaType, m.bytes, `manifest ${m.descriptor.digest} of ${repo.name}`);
+  await mapLimit(blobs, repo.opts.concurrency ?? 4, async (b) => {
+    const have = await store.stat(b.digest);
+    if (have && have.size === b.size) {
+      repo.opts.onProgress?.({ digest: b.digest, done: b.size, total: b.size, skipped: true });
+      return;
+    }
+    await store.put(repo.openBlob(b), { mediaType: b.mediaType, digest: b.digest, size: b.size });
+    counter.n++;
+    repo.opts.onProgress?.({ digest: b.digest, done: b.size, total: b.size });
+  });
+  await putManifest(store, m);
+}
+
+async function putManifest(store: ContentStore, m: FetchedManifest): Promise<void> {
+  if (await store.has(m.descriptor.digest)) return;
+  await store.put(m.bytes, m.descriptor);
+}
