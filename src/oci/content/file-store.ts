@@ -85,6 +85,11 @@ export class FileContentStore implements ContentStore {
   }
 
   async put(data: Readable | Uint8Array, expected: Partial<Descriptor> = {}): Promise<Descriptor> {
+    return (await this.putReporting(data, expected)).descriptor;
+  }
+
+  /** Like {@link put}, also telling whether this call created the blob (false: it was already stored). */
+  async putReporting(data: Readable | Uint8Array, expected: Partial<Descriptor> = {}): Promise<{ descriptor: Descriptor; created: boolean }> {
     if (expected.digest !== undefined) parseDigest(expected.digest);
     if (expected.size !== undefined && (expected.size < 0 || !Number.isSafeInteger(expected.size))) {
       throw new ContentError('INVALID_DESCRIPTOR', `blob ${expected.digest ?? ''}: invalid size ${expected.size}`.replace('  ', ' '));
@@ -100,7 +105,7 @@ export class FileContentStore implements ContentStore {
     const present = expected.digest ? await this.stat(expected.digest) : undefined;
     if (expected.digest && present && (expected.size === undefined || present.size === expected.size)) {
       await pipeline(src, verify, new Writable({ write: (_c, _e, cb) => cb() }));
-      return this.#descriptor(expected.digest, verify.size, expected);
+      return { descriptor: this.#descriptor(expected.digest, verify.size, expected), created: false };
     }
 
     await this.#ensureDirs();
@@ -122,13 +127,13 @@ export class FileContentStore implements ContentStore {
       const existing = await this.stat(d);
       if (existing && existing.size === verify.size) {
         // Another writer got there first with the same (verified) content: keep theirs.
-        return this.#descriptor(d, verify.size, expected);
+        return { descriptor: this.#descriptor(d, verify.size, expected), created: false };
       }
       await mkdir(join(this.root, 'blobs', digestAlgorithm(d)), { recursive: true });
       await rename(tmp, target);
       renamed = true;
       await fsyncDir(join(this.root, 'blobs', digestAlgorithm(d)));
-      return this.#descriptor(d, verify.size, expected);
+      return { descriptor: this.#descriptor(d, verify.size, expected), created: true };
     } finally {
       await fh.close().catch(() => {});
       if (!renamed) await unlink(tmp).catch(() => {});
