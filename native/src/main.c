@@ -1,0 +1,289 @@
+/*
+ * tsbuild-helper: the part of tsbuild's OCI runtime that must run in a single-threaded process.
+ * Started by runtime/helper/spawn.ts with a unix socket on fd 3 (protocol.h). The process
+ * becomes the container's monitor: it clones the container's first process (init.c), relays
+ * its setup messages, forwards signals to it and reports its exit status.
+ */
+#include "helper.h"
+#include "protocol.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+int fail(struct herr *err, const char *step, int errnum, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err->message, sizeof err->message, fmt, ap);
+  va_end(ap);
+  err->step = step;
+  err->errnum = errnum;
+  return -1;
+}
+
+const char *signal_name(int sig) {
+  static char buf[32];
+  const char *abbrev = sigabbrev_np(sig);
+  if (!abbrev) { snprintf(buf, sizeof buf, "SIG%d", sig); return buf; }
+  snprintf(buf, sizeof buf, "SIG%s", abbrev);
+  return buf;
+}
+
+static void report(struct herr *err) { proto_send_error(PROTO_FD, err->step, err->errnum, err->message); }
+
+#define SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
+/* CVE-2019-5736: a container process must never be able to write the binary that enters it.
+ * Run from a sealed memfd copy of ourselves; /proc/self/exe then names that copy. */
+static int ensure_sealed_self(char **argv, struct herr *err) {
+  int self = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (self < 0) return fail(err, "reexec", errno, "opening /proc/self/exe");
+  int seals = fcntl(self, F_GET_SEALS);
+  if (seals >= 0 && (seals & SEALS) == SEALS) { close(self); return 0; }
+  int mfd = memfd_create("tsbuild-helper", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (mfd < 0) { close(self); return fail(err, "reexec", errno, "memfd_create"); }
+  struct stat st;
+  if (fstat(self, &st) < 0) { close(self); return fail(err, "reexec", errno, "fstat /proc/self/exe"); }
+  for (off_t left = st.st_size; left > 0; ) {
+    ssize_t n = sendfile(mfd, self, NULL, (size_t)left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) { close(self); return fail(err, "reexec", n < 0 ? errno : EIO, "copying the helper into a memfd"); }
+    left -= n;
+  }
+  close(self);
+  if (fcntl(mfd, F_ADD_SEALS, SEALS) < 0) return fail(err, "reexec", errno, "sealing the memfd");
+  fexecve(mfd, argv, environ);
+  return fail(err, "reexec", errno, "re-executing from the sealed memfd");
+}
+
+static int load_config(struct ctx *c, struct herr *err) {
+  char *raw = NULL;
+  size_t len = 0;
+  int rc = proto_recv(PROTO_FD, &raw, &len);
+  if (rc <= 0) return fail(err, "config", rc == 0 ? EPIPE : errno, "reading the config message");
+  char perr[256];
+  c->msg = json_parse(raw, len, perr, sizeof perr);
+  free(raw);
+  if (!c->msg || strcmp(json_str(c->msg, "kind", ""), "config")) return fail(err, "config", EPROTO, "bad config message: %s", c->msg ? "kind is not config" : perr);
+  c->bundle = json_str(c->msg, "bundle", NULL);
+  c->exec_mode = json_bool(c->msg, "exec", false);
+  c->wait_start = json_bool(c->msg, "waitStart", false);
+  c->init = json_bool(c->msg, "init", false);
+  c->exec_fifo = json_str(c->msg, "execFifo", NULL);
+  c->exit_file = json_str(c->msg, "exitFile", NULL);
+  c->preserve_fds = (int)json_int(c->msg, "preserveFds", 0);
+  if (!c->bundle) return fail(err, "config", EINVAL, "the config message has no bundle");
+  if (chdir(c->bundle) < 0) return fail(err, "config", errno, "entering the bundle %s", c->bundle);
+  const char *path = json_str(c->msg, "configPath", NULL);
+  if (path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(err, "config", errno, "opening %s", path);
+    struct sbuf b = {0};
+    char chunk[65536];
+    ssize_t n;
+    while ((n = read(fd, chunk, sizeof chunk)) > 0) {
+      chunk[n] = 0;
+      if (memchr(chunk, 0, (size_t)n)) { close(fd); sb_free(&b); return fail(err, "config", EINVAL, "%s contains a NUL byte", path); }
+      sb_puts(&b, chunk);
+      if (b.len > PROTO_MAX_MESSAGE) { close(fd); sb_free(&b); return fail(err, "config", EFBIG, "%s is too large", path); }
+    }
+    close(fd);
+    c->spec_owned = json_parse(b.buf ? b.buf : "", b.len, perr, sizeof perr);
+    sb_free(&b);
+    if (!c->spec_owned) return fail(err, "config", EINVAL, "parsing %s: %s", path, perr);
+    c->spec = c->spec_owned;
+  } else c->spec = json_get(c->msg, "config");
+  if (!c->spec || c->spec->type != JSON_OBJECT) return fail(err, "config", EINVAL, "the runtime spec is not a JSON object");
+  struct json *process = json_get(c->spec, "process");
+  if (!process) return fail(err, "config", EINVAL, "the runtime spec has no process");
+  if (!json_arr(process, "args") || json_arr(process, "args")->len == 0) return fail(err, "config", EINVAL, "process.args is empty");
+  if (json_bool(process, "terminal", false)) return fail(err, "config", ENOTSUP, "process.terminal is not supported");
+
+  // === namespaces: clone flags, and the pid namespace to join before clone
+  struct json *nss = json_arr(json_get(c->spec, "linux"), "namespaces");
+  bool has_mnt = false;
+  for (size_t i = 0; nss && i < nss->len; i++) {
+    const char *type = json_str(nss->items[i], "type", "");
+    const char *p = json_str(nss->items[i], "path", NULL);
+    int flag = !strcmp(type, "pid") ? CLONE_NEWPID : !strcmp(type, "network") ? CLONE_NEWNET : !strcmp(type, "mount") ? CLONE_NEWNS
+             : !strcmp(type, "ipc") ? CLONE_NEWIPC : !strcmp(type, "uts") ? CLONE_NEWUTS : !strcmp(type, "user") ? CLONE_NEWUSER
+             : !strcmp(type, "cgroup") ? CLONE_NEWCGROUP : 0;
+    if (!flag) return fail(err, "config", EINVAL, "unsupported namespace type %s", type);
+    if (flag == CLONE_NEWNS) has_mnt = true;
+    if (!p) { c->clone_flags |= flag; continue; }
+    if (flag != CLONE_NEWPID) continue;
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(err, "namespace", errno, "opening the pid namespace %s", p);
+    if (setns(fd, CLONE_NEWPID) < 0) { int e = errno; close(fd); return fail(err, "namespace", e, "joining the pid namespace %s", p); }
+    close(fd);
+  }
+  if (!c->exec_mode) {
+    if (!has_mnt) return fail(err, "config", EINVAL, "linux.namespaces must include mount");
+    const char *root = json_str(json_get(c->spec, "root"), "path", NULL);
+    if (!root) return fail(err, "config", EINVAL, "root.path is missing");
+    c->rootfs = realpath(root, NULL);
+    if (!c->rootfs) return fail(err, "rootfs", errno, "resolving root.path %s", root);
+  }
+  // === cgroup.procs files the child joins, opened now on the host
+  struct json *procs = json_arr(c->msg, "cgroupProcs");
+  size_t n = 0;
+  for (size_t i = 0; procs && i < procs->len && n < 31; i++) {
+    const char *p = procs->items[i]->type == JSON_STRING ? procs->items[i]->string : "";
+    int fd = open(p, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return fail(err, "cgroup", errno, "opening %s", p);
+    c->cgroup_fds[n++] = fd;
+  }
+  c->cgroup_fds[n] = -1;
+  return 0;
+}
+
+static void write_exit_file(const char *path, int code, int sig) {
+  char tmp[PATH_MAX], body[128];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return;
+  int n = sig ? snprintf(body, sizeof body, "{\"exitCode\":%d,\"signal\":\"%s\"}\n", code, signal_name(sig))
+              : snprintf(body, sizeof body, "{\"exitCode\":%d}\n", code);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  if (write(fd, body, (size_t)n) == n && fsync(fd) == 0) { close(fd); rename(tmp, path); return; }
+  close(fd);
+  unlink(tmp);
+}
+
+static const int FORWARDED[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGALRM };
+
+/* The monitor: relays child messages, answers control messages, forwards signals, reports exit. */
+static int monitor(struct ctx *c, pid_t pid, int sync_fd, int sigfd) {
+  struct sbuf b = {0};
+  sb_printf(&b, "{\"kind\":\"pid\",\"pid\":%d}", pid);
+  proto_send(PROTO_FD, b.buf, b.len);
+  sb_free(&b);
+  bool ctl_open = true, had_error = false;
+  int status = 0;
+  for (;;) {
+    struct pollfd pfd[3] = { { sigfd, POLLIN, 0 }, { sync_fd, POLLIN, 0 }, { ctl_open ? PROTO_FD : -1, POLLIN, 0 } };
+    if (poll(pfd, 3, -1) < 0) { if (errno == EINTR) continue; break; }
+    if (pfd[1].revents) {
+      char *raw = NULL;
+      size_t len = 0;
+      int rc = proto_recv(sync_fd, &raw, &len);
+      if (rc <= 0) {
+        if (!had_error) { static const char m[] = "{\"kind\":\"started\"}"; proto_send(PROTO_FD, m, sizeof m - 1); }
+        close(sync_fd);
+        sync_fd = -1;
+      } else {
+        if (strstr(raw, "\"kind\":\"mapping-request\"")) {
+          sb_printf(&b, "{\"kind\":\"mapping-request\",\"pid\":%d}", pid);
+          proto_send(PROTO_FD, b.buf, b.len);
+          sb_free(&b);
+        } else {
+          if (strstr(raw, "\"kind\":\"error\"")) had_error = true;
+          proto_send(PROTO_FD, raw, len);
+        }
+        free(raw);
+      }
+    }
+    if (pfd[2].revents) {
+      char *raw = NULL;
+      size_t len = 0;
+      int rc = proto_recv(PROTO_FD, &raw, &len);
+      if (rc <= 0) ctl_open = false; /* the runtime went away (e.g. `create` returned): keep monitoring */
+      else {
+        char perr[128];
+        struct json *m = json_parse(raw, len, perr, sizeof perr);
+        const char *kind = json_str(m, "kind", "");
+        char byte = !strcmp(kind, "mapping-written") ? 'M' : !strcmp(kind, "start") ? 'S' : 0;
+        if (byte && sync_fd >= 0 && write(sync_fd, &byte, 1) < 0) { /* the child died; SIGCHLD follows */ }
+        json_free(m);
+        free(raw);
+      }
+    }
+    if (pfd[0].revents) {
+      struct signalfd_siginfo si;
+      if (read(sigfd, &si, sizeof si) != sizeof si) continue;
+      if (si.ssi_signo != SIGCHLD) { kill(pid, (int)si.ssi_signo); continue; }
+      pid_t r = waitpid(pid, &status, WNOHANG);
+      if (r != pid) continue;
+      /* relay what the child said before dying (an error precedes its exit) */
+      while (sync_fd >= 0) {
+        struct pollfd sp = { sync_fd, POLLIN, 0 };
+        if (poll(&sp, 1, 200) <= 0) break;
+        char *raw = NULL;
+        size_t len = 0;
+        if (proto_recv(sync_fd, &raw, &len) <= 0) break;
+        if (strstr(raw, "\"kind\":\"error\"")) had_error = true;
+        if (!strstr(raw, "mapping-request")) proto_send(PROTO_FD, raw, len);
+        free(raw);
+      }
+      int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+      if (c->exit_file) write_exit_file(c->exit_file, code, sig);
+      sb_printf(&b, "{\"kind\":\"exit\",\"exitCode\":%d", code);
+      if (sig) { sb_puts(&b, ",\"signal\":"); sb_json_str(&b, signal_name(sig)); }
+      sb_puts(&b, "}");
+      proto_send(PROTO_FD, b.buf, b.len);
+      sb_free(&b);
+      return code;
+    }
+  }
+  return 255;
+}
+
+int main(int argc, char **argv) {
+  (void)argc;
+  struct herr err = { "config", 0, "" };
+  struct ctx c;
+  memset(&c, 0, sizeof c);
+  signal(SIGPIPE, SIG_IGN);
+  if (fcntl(PROTO_FD, F_GETFD) < 0) { static const char m[] = "tsbuild-helper: must be started by tsbuild with a socket on fd 3\n"; if (write(2, m, sizeof m - 1)) {} return 2; }
+  fcntl(PROTO_FD, F_SETFD, 0);   /* fd 3 must survive the memfd re-exec */
+  if (getenv("TSBUILD_HELPER_NO_REEXEC") == NULL && ensure_sealed_self(argv, &err)) { report(&err); return 1; }
+  if (load_config(&c, &err)) { report(&err); return 1; }
+
+  int sp[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) { fail(&err, "clone", errno, "socketpair"); report(&err); return 1; }
+  sigset_t mask, old;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  for (size_t i = 0; i < sizeof FORWARDED / sizeof FORWARDED[0]; i++) sigaddset(&mask, FORWARDED[i]);
+  sigprocmask(SIG_BLOCK, &mask, &old);
+  int sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
+  if (sigfd < 0) { fail(&err, "clone", errno, "signalfd"); report(&err); return 1; }
+
+  /* the cgroup namespace is unshared by the child after joining its cgroups (init.c) */
+  int flags = c.clone_flags & ~CLONE_NEWCGROUP;
+  pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)flags | SIGCHLD, NULL, NULL, NULL, NULL);
+  if (pid < 0) { fail(&err, "clone", errno, "clone (flags %#x)", flags); report(&err); return 1; }
+  if (pid == 0) {
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    close(sp[0]);
+    close(sigfd);
+    c.sync_fd = sp[1];
+    container_init_setup(&c, &err);
+    proto_send_error(c.sync_fd, err.step, err.errnum, err.message);
+    _exit(127);
+  }
+  close(sp[1]);
+  for (int i = 0; c.cgroup_fds[i] > 0; i++) close(c.cgroup_fds[i]);
+  int code = monitor(&c, pid, sp[0], sigfd);
+  json_free(c.spec_owned);
+  json_free(c.msg);
+  free(c.rootfs);
+  return code;
+}
