@@ -1,4 +1,4 @@
-import { PassThrough, Readable, type Duplex } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 import { ContentError } from './errors.js';
 
 /**
@@ -50,11 +50,4 @@ export function pipeInto<T extends Duplex>(src: Readable, through: T): T {
   });
   src.pipe(through);
   return through;
-}
-
-/** A Readable that errors with `err` on first read: for returning a failure where a stream is expected. */
-export function failingReadable(err: Error): Readable {
-  const p = new PassThrough();
-  process.nextTick(() => p.destroy(err));
-  return p;
 }
