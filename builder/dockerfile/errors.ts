@@ -75,7 +75,9 @@ export function withLocation(err: unknown, loc: SourceLocation, firstLine?: stri
     if (err.location) return err;
     let column = loc.column;
     if (firstLine !== undefined && err.text) {
-      const i = firstLine.indexOf(err.text);
+      // search after the keyword's first character, so a trigger named like its
+      // instruction (ONBUILD ONBUILD) points at the second one
+      const i = firstLine.indexOf(err.text, loc.column);
       if (i >= 0) column = i + 1;
     }
     return new DockerfileError(err.code, err.detail, {
