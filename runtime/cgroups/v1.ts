@@ -1,0 +1,112 @@
+import { join } from 'node:path';
+import { RuntimeError } from '../spec/errors.js';
+import type { LinuxResources } from '../spec/types.js';
+import { applyBlkioV1, ioStatsV1 } from './controllers/blkio.js';
+import { applyCpuV1, cpuStatsV1 } from './controllers/cpu.js';
+import { applyCpuset, inheritCpusetV1 } from './controllers/cpuset.js';
+import { applyDevicesV1 } from './controllers/devices.js';
+import { freezeV1 } from './controllers/freezer.js';
+import { applyMemoryV1, memoryStatsV1 } from './controllers/memory.js';
+import { applyPids, pidsStats } from './controllers/pids.js';
+import { requireController, setFile } from './controllers/util.js';
+import { makeDirs, readProcs, removeEmptyParents, removeLeaf, signalAll } from './common.js';
+import type { CgroupFs } from './fs.js';
+import type { CgroupManager, CgroupStats, FreezerState } from './types.js';
+
+/** The v1 controllers tsbuild uses. */
+export const V1_CONTROLLERS = ['cpu', 'cpuacct', 'cpuset', 'memory', 'pids', 'blkio', 'freezer', 'devices'] as const;
+
+/** Where one v1 controller lives: the hierarchy's directory of the runtime's own cgroup, and ours. */
+export interface V1Hierarchy { controller: string; base: string; dir: string }
+
+/** cgroup v1: one directory per hierarchy; comounted controllers (cpu,cpuacct) share a directory. */
+export class V1CgroupManager implements CgroupManager {
+  readonly version = 1 as const;
+  private readonly byController: Map<string, V1Hierarchy>;
+  private readonly dirs: V1Hierarchy[];
+  private removed = false;
+
+  constructor(private readonly fs: CgroupFs, hierarchies: V1Hierarchy[]) {
+    this.byController = new Map(hierarchies.map((h) => [h.controller, h]));
+    const seen = new Set<string>();
+    this.dirs = hierarchies.filter((h) => !seen.has(h.dir) && seen.add(h.dir));
+  }
+
+  paths(): Record<string, string> {
+    return Object.fromEntries([...this.byController].map(([c, h]) => [c, h.dir]));
+  }
+
+  private dir(c: string): string | undefined {
+    return this.byController.get(c)?.dir;
+  }
+
+  async create(): Promise<void> {
+    for (const h of this.dirs) {
+      const made = await makeDirs(this.fs, h.base, h.dir);
+      if (h.controller === 'cpuset') await inheritCpusetV1(this.fs, made);
+    }
+  }
+
+  async apply(r: LinuxResources): Promise<void> {
+    if (r.memory && (r.memory.limit !== undefined || r.memory.swap !== undefined || r.memory.reservation !== undefined)) await applyMemoryV1(this.fs, requireController(this.dir('memory'), 'memory'), r.memory);
+    if (r.cpu) {
+      const c = r.cpu;
+      if (c.shares !== undefined || c.quota !== undefined || c.period !== undefined || c.realtimeRuntime !== undefined) await applyCpuV1(this.fs, requireController(this.dir('cpu'), 'cpu'), c);
+      if (c.cpus || c.mems) await applyCpuset(this.fs, requireController(this.dir('cpuset'), 'cpuset'), c);
+    }
+    if (r.pids) await applyPids(this.fs, requireController(this.dir('pids'), 'pids'), r.pids);
+    if (r.blockIO) await applyBlkioV1(this.fs, requireController(this.dir('blkio'), 'blkio'), r.blockIO);
+    const dev = this.dir('devices');
+    if (r.devices?.length && dev) await applyDevicesV1(this.fs, dev, r.devices);
+    if (r.unified && Object.keys(r.unified).length) throw new RuntimeError('CGROUP_UNSUPPORTED', 'linux.resources.unified needs cgroup v2', { step: 'cgroup' });
+  }
+
+  async addProcess(pid: number): Promise<void> {
+    for (const h of this.dirs) await setFile(this.fs, h.dir, 'cgroup.procs', pid);
+  }
+
+  async pids(): Promise<number[]> {
+    const d = this.dir('pids') ?? this.dir('memory') ?? this.dirs[0]?.dir;
+    return d ? readProcs(this.fs, d) : [];
+  }
+
+  async freeze(state: FreezerState): Promise<void> {
+    await freezeV1(this.fs, requireController(this.dir('freezer'), 'freezer'), state);
+  }
+
+  async stats(): Promise<CgroupStats> {
+    const out: CgroupStats = {};
+    const mem = this.dir('memory');
+    const pids = this.dir('pids');
+    const blk = this.dir('blkio');
+    if (mem) out.memory = await memoryStatsV1(this.fs, mem);
+    if (this.dir('cpu') || this.dir('cpuacct')) out.cpu = await cpuStatsV1(this.fs, this.dir('cpu'), this.dir('cpuacct'));
+    if (pids) out.pids = await pidsStats(this.fs, pids);
+    if (blk) out.io = await ioStatsV1(this.fs, blk);
+    return out;
+  }
+
+  async kill(signal: number): Promise<void> {
+    signalAll(await this.pids(), signal);
+    // A frozen task only dies once thawed.
+    const fz = this.dir('freezer');
+    if (fz && signal === 9 && (await this.fs.read(join(fz, 'freezer.state')).catch(() => '')).trim() !== 'THAWED') {
+      await freezeV1(this.fs, fz, 'THAWED').catch(() => undefined);
+    }
+  }
+
+  async remove(): Promise<void> {
+    if (this.removed) return;
+    const killLeft = async () => {
+      const left: number[] = [];
+      for (const h of this.dirs) left.push(...(await readProcs(this.fs, h.dir)));
+      if (left.length) await this.kill(9);
+    };
+    await killLeft();
+    for (const h of this.dirs) {
+      await removeLeaf(this.fs, h.dir, killLeft);
+      await removeEmptyParents(this.fs, h.base, h.dir);
+    }
+    this.removed = true;
+  }
+}
