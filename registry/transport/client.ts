@@ -3,7 +3,7 @@ import { nullLogger } from '../../src/util/logger.js';
 import { auth, type Credential, type Keychain } from './auth.js';
 import { parseWwwAuthenticate, pickChallenge, type Challenge } from './challenge.js';
 import { RegistryError } from './errors.js';
-import { compose, errorFromResponse, httpTransport, isConnectionError, type Fetch, type HttpTransport, type Middleware, type TlsOptions } from './fetch.js';
+import { compose, errorFromResponse, httpTransport, type Fetch, type HttpTransport, type Middleware, type TlsOptions } from './fetch.js';
 import { logRequests, redirects, retry, userAgent, type RetryOptions } from './middleware.js';
 
 /** Options shared by every registry operation (ggcr remote.Option). Readonly; `signal` cancels. */
@@ -150,7 +150,7 @@ export class RegistryClient {
         res = await f({ method: 'GET', url }, this.#opts.signal);
       } catch (e) {
         lastErr = e;
-        if (scheme === 'https' && schemes.length > 1 && isConnectionError(e)) {
+        if (scheme === 'https' && schemes.length > 1 && isPlainHttpAnswer(e)) {
           this.#log.debug(`${host}: https ping failed (${e instanceof Error ? e.message : String(e)}), trying plain http`);
           continue;
         }
@@ -176,4 +176,19 @@ export class RegistryClient {
 function wrap(e: unknown, host: string): RegistryError {
   if (e instanceof RegistryError) return e;
   return new RegistryError('NETWORK', `pinging ${host}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+}
+
+/**
+ * True when an HTTPS attempt failed the way a plain-HTTP server makes it fail (TLS record
+ * errors, reset): the cue to try http://. Certificate errors are not: an https registry with
+ * an unknown CA must not be silently downgraded.
+ */
+export function isPlainHttpAnswer(e: unknown): boolean {
+  for (let cur = e, i = 0; cur && i < 6; cur = (cur as { cause?: unknown }).cause, i++) {
+    const code = (cur as { code?: unknown }).code;
+    const msg = cur instanceof Error ? cur.message : '';
+    if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'EPROTO' || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') return true;
+    if (/wrong version number|packet length too long|unknown protocol/i.test(msg)) return true;
+  }
+  return false;
 }
