@@ -32,6 +32,11 @@ const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=
 
 type Obj = Record<string, unknown>;
 
+/** `path.key`, or `path["key"]` when the key is not identifier-like (`config["os.version"]`). */
+function at(path: string, key: string): string {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
+}
+
 class Checker {
   constructor(readonly code: ContentErrorCode) {}
 
@@ -47,50 +52,50 @@ class Checker {
   string(o: Obj, key: string, path: string, required = false): string | undefined {
     const v = o[key];
     if (v === undefined) {
-      if (required) this.fail(`${path}.${key}`, 'is required');
+      if (required) this.fail(at(path, key), 'is required');
       return undefined;
     }
-    if (typeof v !== 'string') this.fail(`${path}.${key}`, `must be a string, got ${kind(v)}`);
+    if (typeof v !== 'string') this.fail(at(path, key), `must be a string, got ${kind(v)}`);
     return v;
   }
 
   boolean(o: Obj, key: string, path: string): void {
     const v = o[key];
-    if (v !== undefined && typeof v !== 'boolean') this.fail(`${path}.${key}`, `must be a boolean, got ${kind(v)}`);
+    if (v !== undefined && typeof v !== 'boolean') this.fail(at(path, key), `must be a boolean, got ${kind(v)}`);
   }
 
   stringArray(o: Obj, key: string, path: string, opts: { nullable?: boolean; required?: boolean } = {}): void {
     const v = o[key];
     if (v === undefined) {
-      if (opts.required) this.fail(`${path}.${key}`, 'is required');
+      if (opts.required) this.fail(at(path, key), 'is required');
       return;
     }
     if (v === null && opts.nullable) return;
-    if (!Array.isArray(v)) this.fail(`${path}.${key}`, `must be an array of strings, got ${kind(v)}`);
+    if (!Array.isArray(v)) this.fail(at(path, key), `must be an array of strings, got ${kind(v)}`);
     v.forEach((item, i) => {
-      if (typeof item !== 'string') this.fail(`${path}.${key}[${i}]`, `must be a string, got ${kind(item)}`);
+      if (typeof item !== 'string') this.fail(`${at(path, key)}[${i}]`, `must be a string, got ${kind(item)}`);
     });
   }
 
   stringMap(o: Obj, key: string, path: string, opts: { nullable?: boolean } = {}): void {
     const v = o[key];
     if (v === undefined || (v === null && opts.nullable)) return;
-    const m = this.object(v, `${path}.${key}`);
+    const m = this.object(v, at(path, key));
     for (const [k, item] of Object.entries(m)) {
-      if (typeof item !== 'string') this.fail(`${path}.${key}[${JSON.stringify(k)}]`, `must be a string, got ${kind(item)}`);
+      if (typeof item !== 'string') this.fail(`${at(at(path, key), k)}`, `must be a string, got ${kind(item)}`);
     }
   }
 
   objectMap(o: Obj, key: string, path: string, opts: { nullable?: boolean } = {}): void {
     const v = o[key];
     if (v === undefined || (v === null && opts.nullable)) return;
-    const m = this.object(v, `${path}.${key}`);
-    for (const [k, item] of Object.entries(m)) this.object(item, `${path}.${key}[${JSON.stringify(k)}]`);
+    const m = this.object(v, at(path, key));
+    for (const [k, item] of Object.entries(m)) this.object(item, `${at(at(path, key), k)}`);
   }
 
   mediaType(o: Obj, key: string, path: string, required: boolean): string | undefined {
     const v = this.string(o, key, path, required);
-    if (v !== undefined && !MEDIA_TYPE_RE.test(v)) this.fail(`${path}.${key}`, `invalid media type ${JSON.stringify(v)}`);
+    if (v !== undefined && !MEDIA_TYPE_RE.test(v)) this.fail(at(path, key), `invalid media type ${JSON.stringify(v)}`);
     return v;
   }
 
@@ -99,35 +104,35 @@ class Checker {
     try {
       return parseDigest(v);
     } catch (e) {
-      return this.fail(`${path}.${key}`, `invalid digest ${JSON.stringify(v)}`, e);
+      return this.fail(at(path, key), `invalid digest ${JSON.stringify(v)}`, e);
     }
   }
 
   size(o: Obj, key: string, path: string, max?: number): number {
     const v = o[key];
-    if (v === undefined) this.fail(`${path}.${key}`, 'is required');
-    if (typeof v !== 'number' || !Number.isInteger(v)) this.fail(`${path}.${key}`, `must be an integer, got ${kind(v)}`);
-    if (v < 0) this.fail(`${path}.${key}`, `must not be negative, got ${v}`);
-    if (!Number.isSafeInteger(v)) this.fail(`${path}.${key}`, `${v} is too large`);
-    if (max !== undefined && v > max) this.fail(`${path}.${key}`, `${v} bytes is more than the limit of ${max}`);
+    if (v === undefined) this.fail(at(path, key), 'is required');
+    if (typeof v !== 'number' || !Number.isInteger(v)) this.fail(at(path, key), `must be an integer, got ${kind(v)}`);
+    if (v < 0) this.fail(at(path, key), `must not be negative, got ${v}`);
+    if (!Number.isSafeInteger(v)) this.fail(at(path, key), `${v} is too large`);
+    if (max !== undefined && v > max) this.fail(at(path, key), `${v} bytes is more than the limit of ${max}`);
     return v;
   }
 
   dateTime(o: Obj, key: string, path: string): void {
     const v = this.string(o, key, path);
     if (v !== undefined && (!DATE_TIME_RE.test(v) || Number.isNaN(Date.parse(v)))) {
-      this.fail(`${path}.${key}`, `invalid RFC 3339 date-time ${JSON.stringify(v)}`);
+      this.fail(at(path, key), `invalid RFC 3339 date-time ${JSON.stringify(v)}`);
     }
   }
 
   array(o: Obj, key: string, path: string, opts: { required?: boolean; max?: number } = {}): unknown[] | undefined {
     const v = o[key];
     if (v === undefined) {
-      if (opts.required) this.fail(`${path}.${key}`, 'is required');
+      if (opts.required) this.fail(at(path, key), 'is required');
       return undefined;
     }
-    if (!Array.isArray(v)) this.fail(`${path}.${key}`, `must be an array, got ${kind(v)}`);
-    if (opts.max !== undefined && v.length > opts.max) this.fail(`${path}.${key}`, `${v.length} entries is more than the limit of ${opts.max}`);
+    if (!Array.isArray(v)) this.fail(at(path, key), `must be an array, got ${kind(v)}`);
+    if (opts.max !== undefined && v.length > opts.max) this.fail(at(path, key), `${v.length} entries is more than the limit of ${opts.max}`);
     return v;
   }
 
@@ -299,7 +304,7 @@ function validateContainerConfig(c: Checker, v: unknown, path: string): Containe
     for (const k of ['Interval', 'Timeout', 'StartPeriod', 'StartInterval', 'Retries']) {
       const n = h[k];
       if (n !== undefined && (typeof n !== 'number' || !Number.isInteger(n) || n < 0)) {
-        c.fail(`${hp}.${k}`, `must be a non-negative integer, got ${kind(n)}`);
+        c.fail(at(hp, k), `must be a non-negative integer, got ${kind(n)}`);
       }
     }
   }
@@ -338,7 +343,7 @@ export async function validateImage(img: Image, opts: ValidateImageOptions = {})
   if (size !== raw.byteLength) throw new ContentError('SIZE_MISMATCH', `${what}: size() is ${size} but the manifest has ${raw.byteLength} bytes`);
   if (raw.byteLength > MAX_MANIFEST_SIZE) throw new ContentError('INVALID_MANIFEST', `${what}: manifest of ${raw.byteLength} bytes is more than the limit of ${MAX_MANIFEST_SIZE}`);
 
-  const m = validateManifest(parseJsonBytes(raw, `${what}: manifest`, 'INVALID_MANIFEST'));
+  const m = within(what, () => validateManifest(parseJsonBytes(raw, 'manifest', 'INVALID_MANIFEST')));
   const mc = new Checker('INVALID_MANIFEST');
   const mt = await img.mediaType();
   if (!isImageManifest(mt)) mc.fail(`${what}: mediaType()`, `${JSON.stringify(mt)} is not an image manifest media type`);
@@ -372,7 +377,7 @@ export async function validateImage(img: Image, opts: ValidateImageOptions = {})
   }
   if (!isConfig(cfgType)) return; // an artifact: its config is not an image config and has no diff ids
 
-  const cfg = validateConfig(parseJsonBytes(rawConfig, `${what}: config`, 'INVALID_CONFIG'));
+  const cfg = within(what, () => validateConfig(parseJsonBytes(rawConfig, 'config', 'INVALID_CONFIG')));
   const cc = new Checker('INVALID_CONFIG');
   const diffIds = cfg.rootfs.diff_ids;
   if (diffIds.length !== m.layers.length) {
@@ -398,6 +403,16 @@ export async function validateImage(img: Image, opts: ValidateImageOptions = {})
     if (lm !== want.mediaType) mc.fail(`${p}.mediaType()`, `${JSON.stringify(lm)} but manifest.layers[${i}].mediaType is ${JSON.stringify(want.mediaType)}`);
     if (lid !== diffIds[i]) throw new ContentError('DIGEST_MISMATCH', `${p}.diffId() is ${lid} but config.rootfs.diff_ids[${i}] is ${diffIds[i]}`);
     if (opts.layerContent) await checkLayerContent(l, want, lid, p);
+  }
+}
+
+/** Runs `f`, prefixing the message of a ContentError it throws with `what` (same code, original as cause). */
+function within<T>(what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof ContentError) throw new ContentError(e.code, `${what}: ${e.message}`, { cause: e });
+    throw e;
   }
 }
 
