@@ -121,6 +121,9 @@ export async function makeCachedDir(root: string, name: string, make: (tmp: stri
       await make(tmp);
       await rename(tmp, final);
     } catch (e) {
+      // Never recurse into something a failed maker left mounted (debootstrap mounts proc/sys).
+      const mounted = await mountsUnder(tmp);
+      if (mounted.length) throw new Error(`${tmp} still has mounts (${mounted.join(', ')}); not removing it`, { cause: e });
       await rm(tmp, { recursive: true, force: true });
       if (existsSync(final)) return final;
       throw e;
@@ -169,4 +172,10 @@ async function removeStaleTemps(root: string, name: string): Promise<void> {
     const m = f.startsWith(`${name}.tmp-`) ? /\.tmp-(\d+)-/.exec(f) : null;
     if (m && !isAlive(Number(m[1]))) await rm(join(root, f), { recursive: true, force: true });
   }
+}
+
+/** Mount points at or below `dir`, from /proc/self/mountinfo. */
+async function mountsUnder(dir: string): Promise<string[]> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  return info.split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m === dir || m.startsWith(`${dir}/`));
 }

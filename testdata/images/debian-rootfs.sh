@@ -14,6 +14,17 @@ set -euo pipefail
 log() { printf 'debian-rootfs: %s\n' "$*" >&2; }
 die() { printf 'debian-rootfs: error: %s\n' "$*" >&2; exit 1; }
 
+# Unmounts whatever is still mounted under DIR (debootstrap mounts proc/sys in the target and
+# normally unmounts them itself), deepest first, so that a later rm -rf cannot reach the host's files.
+umount_under() {
+  local abs m
+  abs=$(cd "$1" && pwd -P)
+  awk -v d="$abs" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do
+    log "unmounting $m"
+    umount -l "$m" || true
+  done
+}
+
 [ $# -eq 1 ] || die "usage: debian-rootfs.sh DIR"
 dir=$1
 suite=bookworm
@@ -31,6 +42,7 @@ fi
 if [ -d "$dir" ] && [ -n "$(ls -A "$dir")" ]; then
   if [ -e "$dir/debootstrap" ]; then
     log "$dir holds an unfinished debootstrap; removing it"
+    umount_under "$dir"
     rm -rf --one-file-system "$dir"
   else
     die "$dir is not empty and is not a Debian rootfs; refusing to write into it"
@@ -79,6 +91,7 @@ command -v debootstrap >/dev/null || die "debootstrap not found (apt-get install
 # === debootstrap
 log "debootstrap --variant=minbase $suite $dir $mirror (about 30 s)"
 if ! debootstrap --variant=minbase "$suite" "$dir" "$mirror" >"$dir.debootstrap.log" 2>&1; then
+  umount_under "$dir"
   tail -n 20 "$dir.debootstrap.log" >&2 || true
   [ -f "$dir/debootstrap/debootstrap.log" ] && tail -n 20 "$dir/debootstrap/debootstrap.log" >&2
   die "debootstrap failed (log above; full log in $dir.debootstrap.log)"
