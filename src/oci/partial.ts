@@ -244,7 +244,8 @@ export function fromCompressedCore(core: CompressedImageCore): Image {
     manifest,
     configName: async () => (await manifest()).config.digest,
     rawConfig,
-    config,
+    // a copy per call: ImageConfig is mutable and the parsed one is cached
+    config: async () => structuredClone(await config()),
     layers,
     layerByDigest: async (d) => {
       const m = await manifest();

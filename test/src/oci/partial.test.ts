@@ -261,3 +261,13 @@ describe('fromIndexCore', () => {
     await rejects(idx.manifest(), 'INVALID_MANIFEST', /index\.mediaType: .* is not an index media type/);
   });
 });
+
+describe('fromCompressedCore config()', () => {
+  it('hands out copies, so callers cannot corrupt the cached config', async () => {
+    const blobs = [memBlob('gzip')];
+    const img = fromCompressedCore(await coreOf(built(blobs), blobs));
+    (await img.config()).rootfs.diff_ids.pop();
+    expect((await img.config()).rootfs.diff_ids).toHaveLength(1);
+    await validateImage(img);
+  });
+});
