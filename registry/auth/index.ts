@@ -1,2 +1,3 @@
 export * from './keychain.js';
 export * from './login.js';
+export * from './verify.js';
