@@ -89,6 +89,7 @@ static int load_config(struct ctx *c, struct herr *err) {
   c->exit_file = json_str(c->msg, "exitFile", NULL);
   c->preserve_fds = (int)json_int(c->msg, "preserveFds", 0);
   if (!c->bundle) return fail(err, "config", EINVAL, "the config message has no bundle");
+  if (c->exec_fifo && mkfifo(c->exec_fifo, 0600) < 0 && errno != EEXIST) return fail(err, "wait-start", errno, "creating the exec fifo %s", c->exec_fifo);
   if (chdir(c->bundle) < 0) return fail(err, "config", errno, "entering the bundle %s", c->bundle);
   const char *path = json_str(c->msg, "configPath", NULL);
   if (path) {

@@ -1,0 +1,417 @@
+import { constants as fsc, promises as fsp } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { constants as osc } from 'node:os';
+import type { Logger } from '../../src/util/logger.js';
+import { nullLogger } from '../../src/util/logger.js';
+import type { CgroupManager } from '../cgroups/types.js';
+import type { LinuxResources } from '../spec/types.js';
+import { RuntimeError } from '../errors.js';
+import { spawnHelper, type HelperProcess, type StdioSlot } from '../helper/spawn.js';
+import {
+  OCI_VERSION, deriveStatus, isSameProcess, lockContainer, processStartTime, readExit, readState, statePaths, writeState,
+  type ContainerState, type ContainerStatus, type StoredState,
+} from './state.js';
+
+export type { ContainerState, ContainerStatus } from './state.js';
+
+/** Stdio of the container's first process. `terminal` is not supported yet. */
+export interface ContainerIO {
+  stdin?: StdioSlot;
+  stdout?: StdioSlot;
+  stderr?: StdioSlot;
+  terminal?: boolean;
+}
+
+/** Options of {@link createContainer} and {@link runContainer}. */
+export interface CreateOptions {
+  /** Container id: [A-Za-z0-9][A-Za-z0-9_.-]*, unique under stateRoot. */
+  id: string;
+  /** Directory with config.json (and usually the rootfs). */
+  bundle: string;
+  /** Where container state lives: `<stateRoot>/<id>/`. */
+  stateRoot: string;
+  io?: ContainerIO;
+  /**
+   * The container's cgroup. createContainer calls create() and apply(linux.resources), and the
+   * child joins every paths() hierarchy before exec; delete() calls remove(). Without it the
+   * container runs in the caller's cgroup.
+   */
+  cgroup?: CgroupManager;
+  /** Name of that cgroup, recorded so later processes can rebuild the manager. */
+  cgroupName?: string;
+  /** Write the container's host pid here (runc --pid-file). */
+  pidFile?: string;
+  /** Run a pid-1 reaper that reaps zombies and forwards signals (docker run --init). */
+  init?: boolean;
+  /** Keep the helper attached (default); `detach` lets the calling process exit after create. */
+  detach?: boolean;
+  logger?: Logger;
+}
+
+/** Options of {@link loadContainer}. */
+export interface LoadOptions {
+  /** The container's cgroup manager (for delete and pause/resume). */
+  cgroup?: CgroupManager;
+}
+
+/**
+ * A container: creating → created → running → stopped (+ paused). Every operation re-reads
+ * the persisted state under the container's lock, so several processes may drive one container.
+ */
+export interface Container {
+  readonly id: string;
+  /** The runtime-spec state, with the live status (see deriveStatus). */
+  state(): Promise<ContainerState>;
+  /** Releases a created container: it executes process.args. */
+  start(): Promise<void>;
+  kill(sig: NodeJS.Signals | number): Promise<void>;
+  /** Resolves when the first process ends. */
+  wait(): Promise<{ exitCode: number; signal?: string }>;
+  /** Stopped containers only, unless `force` (then SIGKILL first). Removes cgroup and state. */
+  delete(opts?: { force?: boolean }): Promise<void>;
+  /** Freezes / thaws through the cgroup freezer; NOT_SUPPORTED without a CgroupManager. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  /** Streams of 'pipe' stdio slots (only in the creating process). */
+  readonly stdio?: { stdin?: Writable; stdout?: Readable; stderr?: Readable };
+  /** Capabilities the host's bounding set did not allow (only in the creating process). */
+  readonly droppedCapabilities?: readonly string[];
+}
+
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+interface SpecLike {
+  root?: { path?: string };
+  annotations?: Record<string, string>;
+  process?: { args?: unknown; terminal?: boolean };
+  linux?: { namespaces?: { type: string; path?: string }[]; uidMappings?: IdMap[]; gidMappings?: IdMap[]; resources?: LinuxResources };
+}
+interface IdMap { containerID: number; hostID: number; size: number }
+
+async function readSpec(bundle: string): Promise<SpecLike> {
+  const path = join(bundle, 'config.json');
+  let text: string;
+  try {
+    text = await fsp.readFile(path, 'utf8');
+  } catch (e) {
+    throw new RuntimeError('INVALID_SPEC', `reading ${path}`, { cause: e, step: 'config' });
+  }
+  let spec: unknown;
+  try {
+    spec = JSON.parse(text);
+  } catch (e) {
+    throw new RuntimeError('INVALID_SPEC', `parsing ${path}`, { cause: e, step: 'config' });
+  }
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new RuntimeError('INVALID_SPEC', `${path} is not a JSON object`, { step: 'config' });
+  const s = spec as SpecLike;
+  if (!s.process || !Array.isArray(s.process.args) || s.process.args.length === 0) throw new RuntimeError('INVALID_SPEC', `${path}: process.args is empty`, { step: 'config' });
+  if (s.process.terminal) throw new RuntimeError('NOT_SUPPORTED', `${path}: process.terminal is not supported`, { step: 'config' });
+  return s;
+}
+
+function mapText(maps: IdMap[] | undefined): string {
+  return (maps ?? []).map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
+}
+
+function cgroupProcs(cg: CgroupManager | undefined): string[] {
+  if (!cg) return [];
+  return [...new Set(Object.values(cg.paths()))].map((d) => join(d, 'cgroup.procs'));
+}
+
+function signalNumber(sig: NodeJS.Signals | number): number {
+  if (typeof sig === 'number') return sig;
+  const s = (sig.startsWith('SIG') ? sig : `SIG${sig}`) as NodeJS.Signals;
+  const n = osc.signals[s];
+  if (n === undefined) throw new RuntimeError('INVALID_STATE', `unknown signal ${sig}`);
+  return n;
+}
+
+class ContainerImpl implements Container {
+  readonly stdio?: { stdin?: Writable; stdout?: Readable; stderr?: Readable };
+  droppedCapabilities?: readonly string[];
+
+  constructor(
+    readonly id: string,
+    private readonly stateRoot: string,
+    private cgroup: CgroupManager | undefined,
+    private readonly helper?: HelperProcess,
+  ) {
+    if (helper) {
+      const c = helper.child;
+      const stdio: { stdin?: Writable; stdout?: Readable; stderr?: Readable } = {};
+      if (c.stdin) stdio.stdin = c.stdin;
+      if (c.stdout) stdio.stdout = c.stdout;
+      if (c.stderr) stdio.stderr = c.stderr;
+      this.stdio = stdio;
+    }
+  }
+
+  async state(): Promise<ContainerState> {
+    const s = await readState(this.stateRoot, this.id);
+    const status = await deriveStatus(this.stateRoot, s);
+    const out: ContainerState = { ociVersion: s.ociVersion, id: s.id, status, bundle: s.bundle };
+    if (status !== 'stopped' && s.pid !== undefined) out.pid = s.pid;
+    if (s.rootfs) out.rootfs = s.rootfs;
+    out.created = s.created;
+    out.owner = '';
+    if (s.annotations) out.annotations = s.annotations;
+    return out;
+  }
+
+  private async locked<T>(fn: (s: StoredState, status: ContainerStatus) => Promise<T>): Promise<T> {
+    const release = await lockContainer(this.stateRoot, this.id);
+    try {
+      const s = await readState(this.stateRoot, this.id);
+      return await fn(s, await deriveStatus(this.stateRoot, s));
+    } finally {
+      await release();
+    }
+  }
+
+  async start(): Promise<void> {
+    await this.locked(async (s, status) => {
+      if (status !== 'created') throw new RuntimeError('INVALID_STATE', `container ${this.id} is ${status}, not created`);
+      await releaseFifo(statePaths(this.stateRoot, this.id).fifo, s);
+      s.status = 'running';
+      await writeState(this.stateRoot, s);
+    });
+    if (this.helper) await this.helper.waitStarted();
+  }
+
+  async kill(sig: NodeJS.Signals | number): Promise<void> {
+    const n = signalNumber(sig);
+    const s = await readState(this.stateRoot, this.id);
+    const status = await deriveStatus(this.stateRoot, s);
+    if (status === 'stopped' || s.pid === undefined) throw new RuntimeError('INVALID_STATE', `container ${this.id} is not running`);
+    try {
+      process.kill(s.pid, n);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw new RuntimeError('INVALID_STATE', `signalling container ${this.id}`, { cause: e });
+    }
+    // A frozen container cannot act on the signal; SIGKILL must still take effect.
+    if (status === 'paused' && n === osc.signals.SIGKILL && this.cgroup) await this.cgroup.freeze('THAWED').catch(() => {});
+  }
+
+  async wait(): Promise<{ exitCode: number; signal?: string }> {
+    let result: { exitCode: number; signal?: string } | undefined;
+    if (this.helper) {
+      result = await this.helper.waitExit();
+    } else {
+      const s = await readState(this.stateRoot, this.id);
+      while (isSameProcess(s.pid, s.pidStartTime) || (s.helperPid && processStartTime(s.helperPid) !== undefined && !(await readExit(this.stateRoot, this.id)))) {
+        await sleep(20);
+      }
+      result = (await readExit(this.stateRoot, this.id)) ?? { exitCode: s.exitCode ?? 255 };
+    }
+    await this.locked(async (s) => {
+      s.status = 'stopped';
+      s.exitCode = result.exitCode;
+      if (result.signal) s.exitSignal = result.signal;
+      await writeState(this.stateRoot, s);
+    }).catch(() => {});
+    return result;
+  }
+
+  async delete(opts: { force?: boolean } = {}): Promise<void> {
+    const p = statePaths(this.stateRoot, this.id);
+    const s = await readState(this.stateRoot, this.id);
+    let status = await deriveStatus(this.stateRoot, s);
+    if (status !== 'stopped') {
+      if (!opts.force) throw new RuntimeError('INVALID_STATE', `container ${this.id} is ${status}; stop it or use force`);
+      if (this.cgroup) {
+        await this.cgroup.freeze('THAWED').catch(() => {});
+        await this.cgroup.kill(osc.signals.SIGKILL).catch(() => {});
+      }
+      if (s.pid) try { process.kill(s.pid, 'SIGKILL'); } catch { /* gone */ }
+      for (let i = 0; i < 500 && isSameProcess(s.pid, s.pidStartTime); i++) await sleep(10);
+      status = await deriveStatus(this.stateRoot, s);
+      if (status !== 'stopped') throw new RuntimeError('INVALID_STATE', `container ${this.id} did not stop after SIGKILL`);
+    }
+    // the monitor writes exit.json and exits right after its child; let it finish first
+    for (let i = 0; i < 200 && s.helperPid && processStartTime(s.helperPid) !== undefined; i++) await sleep(5);
+    if (this.cgroup) await this.cgroup.remove();
+    await fsp.rm(p.dir, { recursive: true, force: true });
+  }
+
+  async pause(): Promise<void> {
+    await this.freeze('FROZEN');
+  }
+
+  async resume(): Promise<void> {
+    await this.freeze('THAWED');
+  }
+
+  private async freeze(state: 'FROZEN' | 'THAWED'): Promise<void> {
+    const cg = this.cgroup;
+    if (!cg) throw new RuntimeError('NOT_SUPPORTED', `container ${this.id} has no cgroup, so it cannot be ${state === 'FROZEN' ? 'paused' : 'resumed'}`);
+    await this.locked(async (s, status) => {
+      const want: ContainerStatus = state === 'FROZEN' ? 'running' : 'paused';
+      if (status !== want) throw new RuntimeError('INVALID_STATE', `container ${this.id} is ${status}, not ${want}`);
+      await cg.freeze(state);
+      s.status = state === 'FROZEN' ? 'paused' : 'running';
+      await writeState(this.stateRoot, s);
+    });
+  }
+}
+
+/** Opens the exec fifo for reading, which releases the child blocked on its write end. */
+async function releaseFifo(fifo: string, s: StoredState): Promise<void> {
+  const fh = await fsp.open(fifo, fsc.O_RDONLY | fsc.O_NONBLOCK).catch((e: unknown) => {
+    throw new RuntimeError('INVALID_STATE', `opening the exec fifo of container ${s.id}`, { cause: e });
+  });
+  try {
+    const buf = Buffer.alloc(1);
+    for (let i = 0; ; i++) {
+      let n = 0;
+      try {
+        n = (await fh.read(buf, 0, 1, null)).bytesRead;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+      }
+      if (n === 1) break;
+      if (!isSameProcess(s.pid, s.pidStartTime)) throw new RuntimeError('INVALID_STATE', `container ${s.id} exited before start`);
+      if (i > 10_000) throw new RuntimeError('INVALID_STATE', `container ${s.id} did not take the start signal`);
+      await sleep(i < 50 ? 0 : 2);
+    }
+  } finally {
+    await fh.close();
+  }
+  await fsp.rm(fifo, { force: true });
+}
+
+async function createInternal(opts: CreateOptions, waitStart: boolean): Promise<ContainerImpl> {
+  const log = opts.logger ?? nullLogger;
+  if (!ID_RE.test(opts.id)) throw new RuntimeError('INVALID_ID', `invalid container id ${JSON.stringify(opts.id)}`);
+  if (opts.io?.terminal) throw new RuntimeError('NOT_SUPPORTED', 'a terminal for the container is not supported');
+  const bundle = resolve(opts.bundle);
+  const spec = await readSpec(bundle);
+  const p = statePaths(opts.stateRoot, opts.id);
+  await fsp.mkdir(opts.stateRoot, { recursive: true, mode: 0o711 });
+  try {
+    await fsp.mkdir(p.dir, { mode: 0o711 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new RuntimeError('CONTAINER_EXISTS', `container ${opts.id} already exists`, { cause: e });
+    throw new RuntimeError('INVALID_STATE', `creating the state directory of ${opts.id}`, { cause: e });
+  }
+  const rootPath = spec.root?.path;
+  const s: StoredState = {
+    ociVersion: OCI_VERSION, id: opts.id, bundle, created: new Date().toISOString(), status: 'creating',
+    ...(rootPath ? { rootfs: isAbsolute(rootPath) ? rootPath : join(bundle, rootPath) } : {}),
+    ...(spec.annotations ? { annotations: spec.annotations } : {}),
+    ...(opts.cgroupName ? { cgroupName: opts.cgroupName } : {}),
+    ...(opts.init ? { init: true } : {}),
+  };
+  let helper: HelperProcess | undefined;
+  try {
+    await writeState(opts.stateRoot, s);
+    if (opts.cgroup) {
+      await opts.cgroup.create();
+      if (spec.linux?.resources) await opts.cgroup.apply(spec.linux.resources);
+    }
+    const linux = spec.linux;
+    helper = spawnHelper({
+      config: {
+        bundle, configPath: 'config.json', cgroupProcs: cgroupProcs(opts.cgroup), waitStart, init: opts.init ?? false, exitFile: p.exit,
+        ...(waitStart ? { execFifo: p.fifo } : {}),
+      },
+      ...(opts.io?.stdin !== undefined ? { stdin: opts.io.stdin } : {}),
+      ...(opts.io?.stdout !== undefined ? { stdout: opts.io.stdout } : {}),
+      ...(opts.io?.stderr !== undefined ? { stderr: opts.io.stderr } : {}),
+      detached: opts.detach ?? false,
+      onMappingRequest: async (pid) => {
+        await fsp.writeFile(`/proc/${pid}/uid_map`, mapText(linux?.uidMappings));
+        await fsp.writeFile(`/proc/${pid}/gid_map`, mapText(linux?.gidMappings));
+      },
+    });
+    s.helperPid = helper.child.pid;
+    const pid = await helper.waitForPid();
+    s.pid = pid;
+    const st = processStartTime(pid);
+    if (st) s.pidStartTime = st;
+    await writeState(opts.stateRoot, s);
+    const ready = await helper.waitReady();
+    if (ready.droppedCapabilities.length) log.warn(`capabilities not in the host's bounding set were dropped: ${ready.droppedCapabilities.join(', ')}`);
+    s.status = waitStart ? 'created' : 'running';
+    await writeState(opts.stateRoot, s);
+    if (opts.pidFile) await fsp.writeFile(opts.pidFile, `${pid}`);
+    const c = new ContainerImpl(opts.id, opts.stateRoot, opts.cgroup, helper);
+    c.droppedCapabilities = ready.droppedCapabilities;
+    return c;
+  } catch (e) {
+    // Nothing of a failed create survives: its mounts lived in its own mount namespace, which
+    // dies with the child; the cgroup and the state directory are removed here.
+    helper?.kill('SIGKILL');
+    if (s.pid) try { process.kill(s.pid, 'SIGKILL'); } catch { /* gone */ }
+    if (helper) await helper.waitExit().catch(() => {});
+    for (let i = 0; i < 200 && helper && helper.child.exitCode === null && helper.child.signalCode === null; i++) await sleep(5);
+    const cleanup: unknown[] = [];
+    if (opts.cgroup) await opts.cgroup.remove().catch((ce: unknown) => cleanup.push(ce));
+    await fsp.rm(p.dir, { recursive: true, force: true }).catch((ce: unknown) => cleanup.push(ce));
+    const err = e instanceof RuntimeError ? e : new RuntimeError('HELPER_FAILED', `creating container ${opts.id}`, { cause: e });
+    if (cleanup.length) err.cleanupError = cleanup[0];
+    throw err;
+  }
+}
+
+/**
+ * Creates a container and leaves it `created`: its first process is set up (namespaces,
+ * mounts, pivot_root, limits) and blocked on `<state>/exec.fifo` until start(). With
+ * `detach`, the caller may exit; its helper keeps monitoring and records the exit status.
+ */
+export async function createContainer(opts: CreateOptions): Promise<Container> {
+  const c = await createInternal(opts, true);
+  if (opts.detach) (c as unknown as { helper?: HelperProcess }).helper?.detach();
+  return c;
+}
+
+/** A container created earlier, possibly by another process. CONTAINER_NOT_FOUND if absent. */
+export async function loadContainer(stateRoot: string, id: string, opts: LoadOptions = {}): Promise<Container> {
+  if (!ID_RE.test(id)) throw new RuntimeError('INVALID_ID', `invalid container id ${JSON.stringify(id)}`);
+  await readState(stateRoot, id);
+  return new ContainerImpl(id, stateRoot, opts.cgroup);
+}
+
+/** The stored state of a container, for callers that need its cgroup name or pid. */
+export async function loadStoredState(stateRoot: string, id: string): Promise<StoredState> {
+  return readState(stateRoot, id);
+}
+
+/** States of every container under stateRoot, sorted by id. */
+export async function listContainers(stateRoot: string): Promise<ContainerState[]> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(stateRoot);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new RuntimeError('INVALID_STATE', `listing ${stateRoot}`, { cause: e });
+  }
+  const out: ContainerState[] = [];
+  for (const n of names.sort()) {
+    if (!ID_RE.test(n)) continue;
+    try {
+      out.push(await new ContainerImpl(n, stateRoot, undefined).state());
+    } catch {
+      /* half-deleted entry */
+    }
+  }
+  return out;
+}
+
+/**
+ * create + start + wait + delete, without the exec fifo round trip. An abort kills the
+ * container (SIGKILL); the state and the cgroup are removed in every case.
+ */
+export async function runContainer(opts: CreateOptions & { signal?: AbortSignal }): Promise<{ exitCode: number; signal?: string }> {
+  if (opts.signal?.aborted) throw new RuntimeError('INVALID_STATE', `running container ${opts.id} was aborted`, { cause: opts.signal.reason });
+  const c = await createInternal({ ...opts, detach: false }, false);
+  const onAbort = (): void => void c.kill('SIGKILL').catch(() => {});
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await c.wait();
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    await c.delete({ force: true });
+  }
+}
