@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ContentError } from '../../../src/util/errors.js';
 import { familiarName, formatReference, parseReference, withDigest, withTag, isValidTag, type Reference } from '../../../src/oci/reference.js';
@@ -155,5 +156,38 @@ describe('withTag / withDigest', () => {
     expect(() => withDigest(base, 'sha256:123')).toThrow(/invalid digest "sha256:123"/);
     expect(isValidTag('v1.0_rc-1')).toBe(true);
     expect(isValidTag('.hidden')).toBe(false);
+  });
+});
+
+describe('parseReference properties', () => {
+  const alnum = fc.stringMatching(/^[a-z0-9]{1,8}$/);
+  const sep = fc.constantFrom('.', '_', '__', '-', '--');
+  const component = fc.tuple(alnum, fc.array(fc.tuple(sep, alnum), { maxLength: 2 })).map(([a, rest]) => a + rest.map(([s, b]) => s + b).join(''));
+  const repo = fc.array(component, { minLength: 1, maxLength: 3 }).map((cs) => cs.join('/'));
+  const host = fc.oneof(
+    fc.constant('localhost'),
+    fc.tuple(fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,6}[a-z0-9])?$/), fc.constantFrom('io', 'com', 'example')).map(([a, b]) => `${a}.${b}`),
+    fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((o) => o.join('.')),
+    fc.constantFrom('[::1]', '[2001:db8::5]'),
+  );
+  // docker.io itself normalises (library/ prefix), so it is left to the table above
+  const registry = fc.tuple(host, fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined })).map(([h, p]) => (p === undefined ? h : `${h}:${p}`)).filter((r) => r !== 'docker.io');
+  const tag = fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}$/);
+  const digest = fc.stringMatching(/^[0-9a-f]{64}$/).map((h) => `sha256:${h}`);
+
+  it('formatReference and familiarName parse back to the same reference', () => {
+    fc.assert(
+      fc.property(registry, repo, fc.option(tag, { nil: undefined }), fc.option(digest, { nil: undefined }), (reg, rep, t, d) => {
+        const s = `${reg}/${rep}${t !== undefined ? `:${t}` : ''}${d !== undefined ? `@${d}` : ''}`;
+        const r = parseReference(s);
+        expect(r.registry).toBe(reg);
+        expect(r.repository).toBe(rep);
+        expect(r.tag).toBe(t ?? (d === undefined ? 'latest' : undefined));
+        expect(r.digest).toBe(d);
+        expect(parseReference(formatReference(r))).toEqual(r);
+        expect(parseReference(familiarName(r))).toEqual(r);
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, jsonBytes, parseJsonBytes } from '../../../src/util/json.js';
 import { ContentError, UsageError } from '../../../src/util/errors.js';
@@ -60,5 +61,23 @@ describe('parseJsonBytes / jsonBytes', () => {
       expect((e as ContentError).code).toBe('INVALID_CONFIG');
     }
     expect(() => parseJsonBytes(Buffer.from([0x7b, 0xff, 0x7d]), 'manifest', 'INVALID_MANIFEST')).toThrow(/manifest: not valid utf-8/);
+  });
+});
+
+describe('canonicalJson properties', () => {
+  it('round-trips JSON values and is idempotent and key-order independent', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        const s = canonicalJson(v);
+        const back = JSON.parse(s);
+        expect(back).toEqual(JSON.parse(JSON.stringify(v)));
+        expect(canonicalJson(back)).toBe(s);
+        if (back && typeof back === 'object' && !Array.isArray(back)) {
+          const reversed = Object.fromEntries(Object.entries(back).reverse());
+          expect(canonicalJson(reversed)).toBe(s);
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });
