@@ -19,5 +19,10 @@ export interface CommandEntry {
 
 /** Every tsbuild command. Keep sorted within each group; add a row per new command file. */
 export const COMMANDS: readonly CommandEntry[] = [
+  { name: 'copy', group: 'registry', summary: 'Copy an image between registries, OCI layouts and the local store', load: () => import('./copy.js') },
+  { name: 'login', group: 'registry', summary: 'Log in to a registry', load: () => import('./login.js') },
+  { name: 'logout', group: 'registry', summary: 'Log out from a registry', load: () => import('./logout.js') },
+  { name: 'pull', group: 'registry', summary: 'Pull an image from a registry', load: () => import('./pull.js') },
+  { name: 'push', group: 'registry', summary: 'Push an image to a registry', load: () => import('./push.js') },
   { name: 'version', group: 'system', summary: 'Print version information', load: () => import('./version.js') },
 ];

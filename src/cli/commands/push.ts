@@ -1,0 +1,27 @@
+import type { Command } from 'commander';
+import type { CliContext } from '../context.js';
+import { formatReference, parseReference } from '../../oci/reference.js';
+import { ImageStore } from '../../oci/store/image-store.js';
+import { push } from '../../../registry/remote/push.js';
+import { connectionFlags, progress, remoteOptions, type ConnectionOpts } from './pull.js';
+
+/** `tsbuild push IMAGE [DEST]`: pushes a local image; prints the pushed digest on stdout. */
+export function register(cmd: Command, ctx: () => CliContext): void {
+  connectionFlags(cmd)
+    .argument('<image>', 'local image name or id')
+    .argument('[dest]', 'destination reference (default: the image name)')
+    .option('-q, --quiet', 'print only the digest')
+    .action(async (image: string, dest: string | undefined, o: ConnectionOpts & { quiet?: boolean }) => {
+      const c = ctx();
+      const store = await ImageStore.open(c.root, { logger: c.logger });
+      const record = await store.resolve(image);
+      const ref = parseReference(dest ?? (record.name || image));
+      if (!o.quiet) c.stderr.write(`pushing ${formatReference(ref)}\n`);
+      const onProgress = progress(c, !!o.quiet);
+      const d = await push(ref, { store: store.content, descriptor: record.descriptor }, {
+        ...(await remoteOptions(c, [ref.registry], o)),
+        ...(onProgress ? { onProgress } : {}),
+      });
+      c.stdout.write(`${d.digest}\n`);
+    });
+}
