@@ -207,7 +207,7 @@ describe('resolved steps', () => {
     expect(c.Cmd).toEqual(['/bin/bash', '-c', 'echo hi']);
     expect(c.Entrypoint).toEqual(['/entry']);
     expect(c.Shell).toEqual(['/bin/bash', '-c']);
-    expect(c.Labels).toEqual({ a: '8080', '"b c"': 'd' });
+    expect(c.Labels).toEqual({ a: '8080', 'b c': 'd' });
     expect(Object.keys(c.ExposedPorts!).sort()).toEqual(['53/udp', '7000/tcp', '7001/tcp', '8080/tcp']);
     expect(c.Volumes).toEqual({ '/data': {} });
     expect(c.StopSignal).toBe('SIGINT');
