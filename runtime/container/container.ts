@@ -1,4 +1,4 @@
-import { constants as fsc, promises as fsp } from 'node:fs';
+import { accessSync, constants as fsc, promises as fsp } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -414,4 +414,65 @@ export async function runContainer(opts: CreateOptions & { signal?: AbortSignal 
     opts.signal?.removeEventListener('abort', onAbort);
     await c.delete({ force: true });
   }
+}
+
+/** What {@link execInContainer} runs; unset fields come from the container's config.json. */
+export interface ExecProcess {
+  args: string[];
+  env?: string[];
+  cwd?: string;
+  user?: { uid: number; gid: number; additionalGids?: number[] };
+}
+
+/** Host paths of the cgroup.procs files of the cgroups `pid` is in (v1 hierarchies and v2). */
+async function cgroupProcsOf(pid: number, fsRoot = '/sys/fs/cgroup'): Promise<string[]> {
+  const text = await fsp.readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => '');
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^(\d+):([^:]*):(.*)$/.exec(line);
+    if (!m) continue;
+    const [, , ctrls, path] = m as unknown as [string, string, string, string];
+    const dir = ctrls === '' ? (existsSyncSafe(join(fsRoot, 'cgroup.controllers')) ? fsRoot : join(fsRoot, 'unified')) : join(fsRoot, ctrls.split(',')[0]!.replace(/^name=/, ''));
+    const procs = join(dir, path, 'cgroup.procs');
+    if (existsSyncSafe(procs)) out.push(procs);
+  }
+  return out;
+}
+
+function existsSyncSafe(p: string): boolean {
+  try {
+    accessSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Runs another process in a running container (runc exec): the helper joins the container's
+ * namespaces and cgroups, applies its capabilities, rlimits and seccomp profile, and execs.
+ * Resolves with the process's exit; rejects with the helper's RuntimeError (step, errno).
+ */
+export async function execInContainer(stateRoot: string, id: string, proc: ExecProcess, opts: { io?: ContainerIO; init?: boolean } = {}): Promise<{ exitCode: number; signal?: string }> {
+  const s = await readState(stateRoot, id);
+  const status = await deriveStatus(stateRoot, s);
+  if (status !== 'running' || !s.pid) throw new RuntimeError('INVALID_STATE', `container ${id} is ${status}, not running`);
+  const text = await fsp.readFile(join(s.bundle, 'config.json'), 'utf8').catch((e: unknown) => {
+    throw new RuntimeError('INVALID_SPEC', `reading the config of container ${id}`, { cause: e, step: 'config' });
+  });
+  const spec = JSON.parse(text) as { process?: Record<string, unknown>; linux?: Record<string, unknown> & { namespaces?: { type: string }[] } };
+  const nsFile: Record<string, string> = { pid: 'pid', network: 'net', mount: 'mnt', ipc: 'ipc', uts: 'uts', user: 'user', cgroup: 'cgroup' };
+  const namespaces = (spec.linux?.namespaces ?? []).map((n) => ({ type: n.type, path: `/proc/${s.pid}/ns/${nsFile[n.type] ?? n.type}` }));
+  const config = {
+    ...spec,
+    process: { ...spec.process, args: proc.args, ...(proc.env ? { env: proc.env } : {}), ...(proc.cwd ? { cwd: proc.cwd } : {}), ...(proc.user ? { user: proc.user } : {}), terminal: false },
+    linux: { ...spec.linux, namespaces },
+  };
+  const helper = spawnHelper({
+    config: { bundle: s.bundle, config, exec: true, init: opts.init ?? false, cgroupProcs: await cgroupProcsOf(s.pid) },
+    ...(opts.io?.stdin !== undefined ? { stdin: opts.io.stdin } : {}),
+    ...(opts.io?.stdout !== undefined ? { stdout: opts.io.stdout } : {}),
+    ...(opts.io?.stderr !== undefined ? { stderr: opts.io.stderr } : {}),
+  });
+  return helper.waitExit();
 }

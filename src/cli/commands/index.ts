@@ -24,5 +24,6 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'logout', group: 'registry', summary: 'Log out from a registry', load: () => import('./logout.js') },
   { name: 'pull', group: 'registry', summary: 'Pull an image from a registry', load: () => import('./pull.js') },
   { name: 'push', group: 'registry', summary: 'Push an image to a registry', load: () => import('./push.js') },
+  { name: 'runtime', group: 'runtime', summary: 'OCI runtime: create, start, state, kill, delete, run, list, ps, pause, resume, exec', load: () => import('./runtime.js') },
   { name: 'version', group: 'system', summary: 'Print version information', load: () => import('./version.js') },
 ];
