@@ -150,7 +150,7 @@ export class Repository {
     const { req, res } = await this.send('HEAD', `blobs/${d}`);
     await res.discard();
     if (res.status === 404) return undefined;
-    if (res.status !== 200) throw await this.fail(res, req, 'checking blob in', 'BLOB_UNKNOWN');
+    if (res.status !== 200) throw await this.fail(res, req, 'pushing', 'BLOB_UNKNOWN');
     const n = Number(res.headers[Headers.ContentLength] ?? NaN);
     return Number.isFinite(n) ? n : -1;
   }
