@@ -229,7 +229,11 @@ export function transportError(e: unknown, req: RegistryRequest, signal?: AbortS
   if (e instanceof RegistryError) return e;
   const init = { method: req.method, url: req.url, cause: e };
   const where = `${req.method} ${req.url.host}${req.url.pathname}`;
-  if (signal?.aborted) return new RegistryError('ABORTED', `${where}: aborted`, init);
+  if (signal?.aborted) {
+    const reason = signal.reason as { name?: string } | undefined;
+    if (reason?.name === 'TimeoutError') return new RegistryError('TIMEOUT', `${where}: timed out`, init);
+    return new RegistryError('ABORTED', `${where}: aborted`, init);
+  }
   if (isTimeout(e)) return new RegistryError('TIMEOUT', `${where}: timed out`, init);
   const msg = e instanceof Error ? e.message : String(e);
   return new RegistryError('NETWORK', `${where}: ${msg}`, init);
