@@ -6,7 +6,7 @@ import { constants as osc } from 'node:os';
 import type { Logger } from '../../src/util/logger.js';
 import { nullLogger } from '../../src/util/logger.js';
 import type { CgroupManager } from '../cgroups/types.js';
-import type { LinuxResources } from '../spec/types.js';
+import type { LinuxDeviceCgroup, LinuxResources } from '../spec/types.js';
 import { RuntimeError } from '../errors.js';
 import { spawnHelper, type HelperProcess, type StdioSlot } from '../helper/spawn.js';
 import {
@@ -34,7 +34,8 @@ export interface CreateOptions {
   stateRoot: string;
   io?: ContainerIO;
   /**
-   * The container's cgroup. createContainer calls create() and apply(linux.resources), and the
+   * The container's cgroup. createContainer calls create() and apply(linux.resources + the
+   * default device rules), and the
    * child joins every paths() hierarchy before exec; delete() calls remove(). Without it the
    * container runs in the caller's cgroup.
    */
@@ -86,7 +87,7 @@ interface SpecLike {
   root?: { path?: string };
   annotations?: Record<string, string>;
   process?: { args?: unknown; terminal?: boolean };
-  linux?: { namespaces?: { type: string; path?: string }[]; uidMappings?: IdMap[]; gidMappings?: IdMap[]; resources?: LinuxResources };
+  linux?: { namespaces?: { type: string; path?: string }[]; uidMappings?: IdMap[]; gidMappings?: IdMap[]; resources?: LinuxResources; devices?: { type?: string; major?: number; minor?: number }[] };
 }
 interface IdMap { containerID: number; hostID: number; size: number }
 
@@ -109,6 +110,23 @@ async function readSpec(bundle: string): Promise<SpecLike> {
   if (!s.process || !Array.isArray(s.process.args) || s.process.args.length === 0) throw new RuntimeError('INVALID_SPEC', `${path}: process.args is empty`, { step: 'config' });
   if (s.process.terminal) throw new RuntimeError('NOT_SUPPORTED', `${path}: process.terminal is not supported`, { step: 'config' });
   return s;
+}
+
+/**
+ * Device rules every container gets after the spec's own (runc specconv AllowedDevices): mknod
+ * of anything, and use of the nodes the helper creates in /dev plus ptmx and the pts.
+ */
+const DEFAULT_DEVICE_RULES: LinuxDeviceCgroup[] = [
+  { allow: true, type: 'c', access: 'm' }, { allow: true, type: 'b', access: 'm' },
+  ...[[1, 3], [1, 5], [1, 7], [1, 8], [1, 9], [5, 0], [5, 2]].map(([major, minor]) => ({ allow: true, type: 'c' as const, major: major!, minor: minor!, access: 'rwm' })),
+  { allow: true, type: 'c', major: 136, access: 'rwm' },
+];
+
+/** linux.resources plus the default device rules and one rule per linux.devices entry. */
+function cgroupResources(spec: SpecLike): LinuxResources {
+  const r = spec.linux?.resources ?? {};
+  const devs = (spec.linux?.devices ?? []).filter((d) => d.type === 'c' || d.type === 'b').map((d) => ({ allow: true, type: d.type as 'c' | 'b', major: d.major ?? 0, minor: d.minor ?? 0, access: 'rwm' }));
+  return { ...r, devices: [...(r.devices ?? []), ...DEFAULT_DEVICE_RULES, ...devs] };
 }
 
 function mapText(maps: IdMap[] | undefined): string {
@@ -308,7 +326,7 @@ async function createInternal(opts: CreateOptions, waitStart: boolean): Promise<
     await writeState(opts.stateRoot, s);
     if (opts.cgroup) {
       await opts.cgroup.create();
-      if (spec.linux?.resources) await opts.cgroup.apply(spec.linux.resources);
+      await opts.cgroup.apply(cgroupResources(spec));
     }
     const linux = spec.linux;
     helper = spawnHelper({
