@@ -105,10 +105,10 @@ export function auth(opts: AuthOptions): Middleware {
     }
     const t = typeof body.token === 'string' && body.token ? body.token : typeof body.access_token === 'string' ? body.access_token : '';
     if (!t) throw new RegistryError('INVALID_RESPONSE', `authenticating to ${opts.registry}: token response has no token`);
-    // The spec's minimum lifetime is 60 s; refresh 10 s early.
+    // Without expires_in the spec's default lifetime is 60 s; refresh early (10 s, or half a short lifetime).
     const ttl = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60;
     log.debug(`got a token for ${opts.registry} (${scopes.join(' ') || 'no scope'}, ${ttl} s)`);
-    return { token: t, expiresAt: Date.now() + Math.max(1, ttl - 10) * 1000 };
+    return { token: t, expiresAt: Date.now() + (ttl - Math.min(10, ttl / 2)) * 1000 };
   }
 
   return (next) => async (req, signal) => {
