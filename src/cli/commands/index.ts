@@ -19,11 +19,21 @@ export interface CommandEntry {
 
 /** Every tsbuild command. Keep sorted within each group; add a row per new command file. */
 export const COMMANDS: readonly CommandEntry[] = [
+  { name: 'fsck', group: 'images', summary: 'Verify every blob and image reference in the local store', load: () => import('./fsck.js') },
+  { name: 'images', group: 'images', summary: 'List local images', load: () => import('./images.js') },
+  { name: 'import', group: 'images', summary: 'Create a single-layer image from a rootfs tar or directory', load: () => import('./import.js') },
+  { name: 'inspect', group: 'images', summary: 'Show config, history and manifest of local images', load: () => import('./inspect.js') },
+  { name: 'load', group: 'images', summary: 'Load images from a docker-archive, OCI archive or OCI layout', load: () => import('./load.js') },
+  { name: 'prune', group: 'images', summary: 'Remove untagged images and unreferenced blobs', load: () => import('./prune.js') },
+  { name: 'rmi', group: 'images', summary: 'Remove local images', load: () => import('./rmi.js') },
+  { name: 'save', group: 'images', summary: 'Save images to a docker-archive or OCI archive', load: () => import('./save.js') },
+  { name: 'tag', group: 'images', summary: 'Give a local image another name', load: () => import('./tag.js') },
   { name: 'copy', group: 'registry', summary: 'Copy an image between registries, OCI layouts and the local store', load: () => import('./copy.js') },
   { name: 'login', group: 'registry', summary: 'Log in to a registry', load: () => import('./login.js') },
   { name: 'logout', group: 'registry', summary: 'Log out from a registry', load: () => import('./logout.js') },
   { name: 'pull', group: 'registry', summary: 'Pull an image from a registry', load: () => import('./pull.js') },
   { name: 'push', group: 'registry', summary: 'Push an image to a registry', load: () => import('./push.js') },
   { name: 'runtime', group: 'runtime', summary: 'OCI runtime: create, start, state, kill, delete, run, list, ps, pause, resume, exec', load: () => import('./runtime.js') },
+  { name: 'run', group: 'containers', summary: 'Run a command in a new container from a local image', load: () => import('./run.js') },
   { name: 'version', group: 'system', summary: 'Print version information', load: () => import('./version.js') },
 ];

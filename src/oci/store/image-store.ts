@@ -242,6 +242,13 @@ export class ImageStore {
     return stripDescriptor(desc);
   }
 
+  /** Every digest reachable from `desc` that is in the store (for targeted gc after removal). */
+  async graphDigests(desc: Descriptor): Promise<Set<string>> {
+    const seen = new Set<string>();
+    await walkGraph(this.content, desc, () => {}, { seen, onMissing: () => {} });
+    return seen;
+  }
+
   /** The digests named by files under `<root>/gc-roots/` (see the class comment). */
   async gcRoots(): Promise<Digest[]> {
     const dir = join(this.root, GC_ROOTS_DIR);
@@ -271,8 +278,9 @@ export class ImageStore {
    * every record, `extraRoots` and `<root>/gc-roots/*` through indexes, manifests, configs and
    * layers; deletes every other blob and stale temp files. `dryRun` only reports.
    * `graceMs` spares blobs modified more recently than that (writers not yet tagged).
+   * `only` limits deletion to those digests (e.g. the blobs of images just removed).
    */
-  async gc(opts: { extraRoots?: Iterable<Digest>; dryRun?: boolean; graceMs?: number } = {}): Promise<{ removed: Digest[]; bytes: number }> {
+  async gc(opts: { extraRoots?: Iterable<Digest>; dryRun?: boolean; graceMs?: number; only?: ReadonlySet<string> } = {}): Promise<{ removed: Digest[]; bytes: number }> {
     return withLock(join(this.root, 'images.lock'), async () => {
       const marked = new Set<string>();
       const roots: Descriptor[] = (await this.#read()).images.map((r) => r.descriptor);
@@ -289,6 +297,7 @@ export class ImageStore {
       const grace = opts.graceMs ?? 0;
       for await (const d of this.content.list()) {
         if (marked.has(d)) continue;
+        if (opts.only && !opts.only.has(d)) continue;
         if (grace > 0) {
           const st = await stat(this.content.path(d)).catch(() => undefined);
           if (st && Date.now() - st.mtimeMs < grace) continue;
