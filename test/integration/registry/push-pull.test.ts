@@ -8,6 +8,12 @@ import { pull, pullDetailed } from '../../../registry/remote/pull.js';
 import { push } from '../../../registry/remote/push.js';
 import { remoteHead, remoteImage } from '../../../registry/remote/image.js';
 import { RegistryError } from '../../../registry/transport/errors.js';
+import { copy } from '../../../registry/copy.js';
+import { referrers, referrersTag } from '../../../registry/remote/referrers.js';
+import { sha256 } from '../../../src/oci/digest.js';
+import { MediaTypes } from '../../../src/oci/media-types.js';
+import { copyGraph } from '../../../src/oci/layout/graph.js';
+import type { Descriptor } from '../../../src/oci/descriptor.js';
 import { randomImage, type RandomImage } from '../../helpers/random-image.js';
 import { registrySkipReason, startRegistry, type TestRegistry } from '../../helpers/registry.js';
 
@@ -81,5 +87,88 @@ describe.skipIf(!!why)('push/pull against docker-registry (open)', () => {
     expect((err as RegistryError).code).toBe('MANIFEST_UNKNOWN');
     expect((err as RegistryError).status).toBe(404);
     expect((err as RegistryError).message).toBe(`pulling ${reg.host}/demo/app:nope: manifest unknown (404 MANIFEST_UNKNOWN)`);
+  });
+
+  it('round-trips a Docker schema 2 image', async () => {
+    const dimg = await randomImage({ layers: 1, layerBytes: 10_000, flavour: 'docker' });
+    try {
+      const ref = parseReference(`${reg.host}/demo/docker:v1`);
+      const d = await push(ref, { store: dimg.store, descriptor: dimg.manifest });
+      expect(d).toEqual({ mediaType: MediaTypes.DockerManifest, digest: dimg.manifest.digest, size: dimg.manifest.size });
+      const head = await remoteHead(ref);
+      expect(head.mediaType).toBe(MediaTypes.DockerManifest);
+      const store = await tempStore();
+      expect((await pull(ref, store)).digest).toBe(dimg.manifest.digest);
+    } finally {
+      await dimg.cleanup();
+    }
+  });
+
+  it('pushes a multi-platform index and pulls the requested platform only', async () => {
+    const a = await randomImage({ layers: 1, layerBytes: 10_000 });
+    const b = await randomImage({ layers: 1, layerBytes: 10_000 });
+    try {
+      const store = await tempStore();
+      await copyGraph(a.store, store, a.manifest);
+      await copyGraph(b.store, store, b.manifest);
+      const index = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MediaTypes.OciIndex,
+          manifests: [
+            { ...a.manifest, platform: { os: 'linux', architecture: 'amd64' } },
+            { ...b.manifest, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+          ],
+        }),
+      );
+      const idxDesc: Descriptor = await store.put(index, { mediaType: MediaTypes.OciIndex, digest: sha256(index), size: index.length });
+      const ref = parseReference(`${reg.host}/demo/multi:v1`);
+      const pushed = await push(ref, { store, descriptor: idxDesc });
+      expect(pushed.digest).toBe(idxDesc.digest);
+      expect(pushed.mediaType).toBe(MediaTypes.OciIndex);
+
+      const dst = await tempStore();
+      const res = await pullDetailed(ref, dst, { platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } });
+      expect(res.descriptor.digest).toBe(idxDesc.digest);
+      expect(res.image.digest).toBe(b.manifest.digest);
+      expect(await dst.has(b.layers[0]!.digest)).toBe(true);
+      expect(await dst.has(a.layers[0]!.digest)).toBe(false);
+      expect(await dst.has(idxDesc.digest)).toBe(true);
+
+      // registry → registry copy keeps the whole index (children are mounted/pushed by digest)
+      const copied = await copy({ kind: 'docker', ref }, { kind: 'docker', ref: parseReference(`${reg.host}/demo/multi-copy:v1`) });
+      expect(copied.digest).toBe(idxDesc.digest);
+      expect((await remoteHead(parseReference(`${reg.host}/demo/multi-copy@${a.manifest.digest}`))).digest).toBe(a.manifest.digest);
+    } finally {
+      await a.cleanup();
+      await b.cleanup();
+    }
+  });
+
+  it('lists referrers through the sha256-<hex> tag on a registry without the referrers API', async () => {
+    const subject = img.manifest.digest;
+    const store = await tempStore();
+    const cfg = Buffer.from('{}');
+    await store.put(cfg, { mediaType: MediaTypes.OciEmpty, digest: sha256(cfg), size: 2 });
+    const sig = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaTypes.OciManifest,
+        artifactType: 'application/vnd.example.sig',
+        config: { mediaType: MediaTypes.OciEmpty, digest: sha256(cfg), size: 2 },
+        layers: [],
+        subject: img.manifest,
+      }),
+    );
+    const sigDesc = await store.put(sig, { mediaType: MediaTypes.OciManifest, digest: sha256(sig), size: sig.length });
+    const ref = parseReference(`${reg.host}/demo/app:v1`);
+    expect(await referrers(ref, subject)).toEqual({ source: 'tag', manifests: [] });
+    await push(parseReference(`${reg.host}/demo/app@${sigDesc.digest}`), { store, descriptor: sigDesc });
+    const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OciIndex, manifests: [{ ...sigDesc, artifactType: 'application/vnd.example.sig' }] }));
+    const indexDesc = await store.put(index, { mediaType: MediaTypes.OciIndex, digest: sha256(index), size: index.length });
+    await push(parseReference(`${reg.host}/demo/app:${referrersTag(subject)}`), { store, descriptor: indexDesc });
+    const got = await referrers(ref, subject, { artifactType: 'application/vnd.example.sig' });
+    expect(got.source).toBe('tag');
+    expect(got.manifests.map((m) => m.digest)).toEqual([sigDesc.digest]);
   });
 });
