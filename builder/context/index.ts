@@ -1,0 +1,3 @@
+export * from './context.js';
+export * from './dockerignore.js';
+export * from './go-path.js';
