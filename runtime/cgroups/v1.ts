@@ -13,6 +13,13 @@ import { makeDirs, readProcs, removeEmptyParents, removeLeaf, signalAll } from '
 import type { CgroupFs } from './fs.js';
 import type { CgroupManager, CgroupStats, FreezerState } from './types.js';
 
+/** Directories from just below `base` down to `dir`, top-down. */
+function chainBelow(base: string, dir: string): string[] {
+  const out: string[] = [];
+  for (let d = dir; d.length > base.length && d.startsWith(base); d = d.slice(0, d.lastIndexOf('/'))) out.unshift(d);
+  return out;
+}
+
 /** The v1 controllers tsbuild uses. */
 export const V1_CONTROLLERS = ['cpu', 'cpuacct', 'cpuset', 'memory', 'pids', 'blkio', 'freezer', 'devices'] as const;
 
@@ -42,8 +49,10 @@ export class V1CgroupManager implements CgroupManager {
 
   async create(): Promise<void> {
     for (const h of this.dirs) {
-      const made = await makeDirs(this.fs, h.base, h.dir);
-      if (h.controller === 'cpuset') await inheritCpusetV1(this.fs, made);
+      await makeDirs(this.fs, h.base, h.dir);
+      // Every level, not only the ones made here: a parent another process has just created may
+      // not have its cpus/mems copied in yet.
+      if (h.controller === 'cpuset') await inheritCpusetV1(this.fs, chainBelow(h.base, h.dir));
     }
   }
 

@@ -1,0 +1,232 @@
+import { randomBytes } from 'node:crypto';
+import { constants as fsConstants, promises as fsp } from 'node:fs';
+import { availableParallelism, constants as osConstants, release } from 'node:os';
+import { join } from 'node:path';
+import type { ImageConfig } from '../src/oci/config.js';
+import { ImageStore } from '../src/oci/store/image-store.js';
+import { hasCode } from '../src/util/errors.js';
+import { nullLogger, type Logger } from '../src/util/logger.js';
+import { createCgroupManager } from './cgroups/manager.js';
+import type { CgroupManager } from './cgroups/types.js';
+import { createContainer, type Container, type ContainerIO } from './container/container.js';
+import { prepareRootfs, type PreparedRootfs } from './rootfs/prepare.js';
+import { readFileInRoot } from './rootfs/read-in-root.js';
+import { SnapshotStore } from './rootfs/snapshots.js';
+import { capabilitiesFromMask } from './spec/defaults.js';
+import { RuntimeError } from './spec/errors.js';
+import { specFromImage, type BindMount, type ResourceOptions, type TmpfsMount } from './spec/from-image.js';
+import { parseSeccompProfile, type SeccompProfile } from './seccomp/profile.js';
+
+/** What `tsbuild run` asks for; every field is a parsed flag. */
+export interface RunOptions {
+  /** The store root (images, blobs, snapshots, containers). */
+  root: string;
+  /** Image name, id or digest in the local store. */
+  image: string;
+  cmd?: string[];
+  entrypoint?: string[];
+  env?: string[];
+  workdir?: string;
+  user?: string;
+  name?: string;
+  hostname?: string;
+  binds?: BindMount[];
+  tmpfs?: TmpfsMount[];
+  readOnly?: boolean;
+  resources?: ResourceOptions;
+  capAdd?: string[];
+  capDrop?: string[];
+  privileged?: boolean;
+  network?: 'none' | 'host';
+  /** `default`, `unconfined`, or a profile file path. */
+  seccomp?: 'default' | 'unconfined' | { file: string };
+  noNewPrivileges?: boolean;
+  /** Run the helper's init as PID 1: it reaps zombies and forwards signals (docker run --init). */
+  init?: boolean;
+  /** Parent of the container's cgroup, relative to the runtime's own cgroup (docker --cgroup-parent). Default `tsbuild`. */
+  cgroupParent?: string;
+  /** Accepted; every container is removed when it exits until stopped containers can be listed and removed. */
+  rm?: boolean;
+  /** Not supported yet: needs the container commands (ps, logs, stop, rm). */
+  detach?: boolean;
+  io?: ContainerIO;
+  /** Called once the container's process runs; the caller forwards its signals through `kill`. */
+  onStarted?: (kill: (signal: NodeJS.Signals) => Promise<void>) => void;
+  logger?: Logger;
+  signal?: AbortSignal;
+}
+
+/** The outcome of a run. */
+export interface RunResult {
+  id: string;
+  /** The container's exit status; 128+N when killed by signal N (137 after an OOM kill). */
+  exitCode: number;
+  signal?: string;
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fsp.access(p, fsConstants.F_OK).then(() => true, () => false);
+}
+
+/** The host's capability bounding set (CapBnd of this process). */
+async function hostCapabilities(): Promise<string[] | undefined> {
+  const status = await fsp.readFile('/proc/self/status', 'utf8').catch(() => '');
+  const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(status);
+  return m ? capabilitiesFromMask(m[1]!) : undefined;
+}
+
+function exitCodeOf(r: { exitCode: number; signal?: string }): number {
+  if (r.signal) {
+    const n = (osConstants.signals as Record<string, number>)[r.signal];
+    if (n) return 128 + n;
+  }
+  return r.exitCode;
+}
+
+/** Reserves a container name (O_EXCL file); returns its release function. */
+async function reserveName(root: string, name: string, id: string): Promise<() => Promise<void>> {
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw new RuntimeError('INVALID_SPEC', `invalid container name ${JSON.stringify(name)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+  const dir = join(root, 'containers', 'names');
+  await fsp.mkdir(dir, { recursive: true });
+  const file = join(dir, name);
+  try {
+    await fsp.writeFile(file, id, { flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    const other = (await fsp.readFile(file, 'utf8').catch(() => '')).trim();
+    // a holder that died leaves its name behind: reclaim it when its container dir is gone
+    if (other && (await exists(join(root, 'containers', other)))) {
+      throw new RuntimeError('CONTAINER_EXISTS', `the container name ${name} is already in use by container ${other.slice(0, 12)}`);
+    }
+    await fsp.writeFile(file, id);
+  }
+  return () => fsp.rm(file, { force: true });
+}
+
+/**
+ * Runs an image from the local store like `docker run`: resolves the image, mounts an overlay
+ * root over the shared layer snapshots, writes the bundle's config.json (specFromImage),
+ * creates the cgroup, runs the container through the native helper, and always removes what
+ * it made (container state, cgroup, mount, container dir). Resolves with the container's exit
+ * status; rejects with a RuntimeError/ContentError naming the object when setup fails.
+ */
+export async function runImage(opts: RunOptions): Promise<RunResult> {
+  const log = opts.logger ?? nullLogger;
+  if (opts.detach) throw new RuntimeError('NOT_SUPPORTED', 'detached containers (-d) are not supported yet');
+  const id = randomBytes(32).toString('hex');
+
+  // === validate host-side inputs before touching anything
+  let seccomp: 'default' | 'unconfined' | SeccompProfile = 'default';
+  if (opts.seccomp === 'unconfined') seccomp = 'unconfined';
+  else if (opts.seccomp && typeof opts.seccomp === 'object') {
+    const file = opts.seccomp.file;
+    const text = await fsp.readFile(file, 'utf8').catch((e: unknown) => {
+      throw new RuntimeError('INVALID_SECCOMP', `reading seccomp profile ${file}`, { cause: e });
+    });
+    seccomp = parseSeccompProfile(text, file);
+  }
+  for (const b of opts.binds ?? []) {
+    if (!(await exists(b.source))) throw new RuntimeError('INVALID_MOUNT', `bind mount source path ${b.source} does not exist`);
+  }
+  if (opts.io?.terminal) throw new RuntimeError('NOT_SUPPORTED', 'a pseudo-terminal (-t) is not supported yet');
+
+  const store = await ImageStore.open(opts.root);
+  let config: ImageConfig;
+  let image;
+  try {
+    ({ image } = await store.imageFor(opts.image));
+    config = await image.config();
+  } catch (e) {
+    if (hasCode(e, 'NOT_FOUND')) throw new RuntimeError('INVALID_SPEC', `unable to find image ${opts.image} in the local store`, { cause: e });
+    throw e;
+  }
+
+  const containerDir = join(opts.root, 'containers', id);
+  const cgroupName = `${opts.cgroupParent ?? 'tsbuild'}/${id}`;
+  const cleanups: (() => Promise<unknown>)[] = [];
+  let primary: unknown;
+  let result: RunResult | undefined;
+  try {
+    if (opts.name) cleanups.push(await reserveName(opts.root, opts.name, id));
+    await fsp.mkdir(containerDir, { recursive: true, mode: 0o700 });
+    cleanups.push(() => fsp.rm(containerDir, { recursive: true, force: true }));
+
+    // === rootfs
+    const rootfs: PreparedRootfs = await prepareRootfs(new SnapshotStore(opts.root), image, containerDir, opts.signal);
+    cleanups.push(() => rootfs.cleanup());
+
+    // === spec
+    const warnings: string[] = [];
+    const hostCaps = await hostCapabilities();
+    const passwd = await readFileInRoot(rootfs.rootfs, '/etc/passwd');
+    const group = await readFileInRoot(rootfs.rootfs, '/etc/group');
+    const spec = specFromImage(config, {
+      id,
+      rootfs: rootfs.rootfs,
+      readImageFile: (p) => (p === '/etc/passwd' ? passwd : group),
+      ...(opts.cmd ? { cmd: opts.cmd } : {}),
+      ...(opts.entrypoint ? { entrypoint: opts.entrypoint } : {}),
+      ...(opts.env ? { env: opts.env } : {}),
+      ...(opts.workdir ? { workdir: opts.workdir } : {}),
+      ...(opts.user !== undefined ? { user: opts.user } : {}),
+      ...(opts.hostname ? { hostname: opts.hostname } : {}),
+      readOnlyRootfs: !!opts.readOnly,
+      binds: opts.binds ?? [],
+      tmpfs: opts.tmpfs ?? [],
+      ...(opts.resources ? { resources: opts.resources } : {}),
+      hostCpus: availableParallelism(),
+      capAdd: opts.capAdd ?? [],
+      capDrop: opts.capDrop ?? [],
+      privileged: !!opts.privileged,
+      ...(hostCaps ? { hostCapabilities: hostCaps } : {}),
+      network: opts.network ?? 'none',
+      seccomp,
+      kernelRelease: release(),
+      noNewPrivileges: !!opts.noNewPrivileges,
+      terminal: !!opts.io?.terminal,
+      cgroupsPath: cgroupName,
+      onWarning: (w) => warnings.push(w),
+    });
+    for (const w of warnings) log.warn(w);
+    await fsp.writeFile(join(containerDir, 'config.json'), JSON.stringify(spec, null, 2));
+
+    // === cgroup
+    const cgroup: CgroupManager = await createCgroupManager({ name: cgroupName, resources: spec.linux!.resources! });
+    cleanups.push(() => cgroup.remove());
+    await cgroup.create();
+    try {
+      await cgroup.apply(spec.linux!.resources!);
+    } catch (e) {
+      throw new RuntimeError('INVALID_RESOURCE', `applying resource limits to container ${id.slice(0, 12)}`, { cause: e });
+    }
+
+    // === run
+    const container: Container = await createContainer({ id, bundle: containerDir, stateRoot: join(opts.root, 'run'), cgroup, cgroupName, init: !!opts.init, logger: log, ...(opts.io ? { io: opts.io } : {}) });
+    cleanups.push(() => container.delete({ force: true }));
+    const onAbort = () => void container.kill('SIGKILL').catch(() => undefined);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await container.start();
+      opts.onStarted?.((sig) => container.kill(sig));
+      const r = await container.wait();
+      result = { id, exitCode: exitCodeOf(r), ...(r.signal ? { signal: r.signal } : {}) };
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+  } catch (e) {
+    primary = e;
+  }
+  // === cleanup, newest first; a cleanup failure never hides the primary error
+  for (const c of cleanups.reverse()) {
+    try {
+      await c();
+    } catch (e) {
+      if (primary) {
+        const p = primary as { cleanupError?: unknown };
+        if (typeof primary === 'object' && p.cleanupError === undefined) p.cleanupError = e;
+      } else primary = e;
+    }
+  }
+  if (primary) throw primary;
+  return result!;
+}

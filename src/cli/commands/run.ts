@@ -1,0 +1,186 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import type { CliContext } from '../context.js';
+import { ExitStatus } from '../exit.js';
+import { UsageError, TsbuildError } from '../../util/errors.js';
+import type { RunOptions } from '../../../runtime/run.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** Docker sizes: plain bytes or a number with b/k/m/g (binary units); `-1` for memory-swap. */
+export function parseSize(v: string, flag: string): number {
+  if (v === '-1') return -1;
+  const m = /^(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?$/i.exec(v.trim());
+  if (!m) throw new UsageError('INVALID_ARGUMENT', `invalid size ${JSON.stringify(v)} for ${flag}`);
+  const mult = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2]!.toLowerCase() as 'k'];
+  return Math.floor(Number(m[1]) * mult);
+}
+
+/** `-e KEY=VALUE` as is; `-e KEY` takes the value from this environment, or is dropped when unset (docker). */
+export function resolveEnv(entries: readonly string[], env: NodeJS.ProcessEnv = process.env): string[] {
+  const out: string[] = [];
+  for (const e of entries) {
+    if (e.startsWith('=') || e === '') throw new UsageError('INVALID_ARGUMENT', `invalid environment variable ${JSON.stringify(e)}`);
+    if (e.includes('=')) out.push(e);
+    else if (env[e] !== undefined) out.push(`${e}=${env[e]}`);
+  }
+  return out;
+}
+
+/** Lines of an --env-file: KEY=VALUE or KEY, blank lines and # comments skipped. */
+export function readEnvFile(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError('INVALID_ARGUMENT', `reading env file ${path}`, { cause: e });
+  }
+  return text.split(/\r?\n/).map((l) => l.replace(/^\s+/, '')).filter((l) => l && !l.startsWith('#'));
+}
+
+/** `-v /host:/ctr[:ro|rw]`; named volumes are not supported. */
+export function parseVolume(v: string): { source: string; destination: string; readonly: boolean } {
+  const parts = v.split(':');
+  if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) throw new UsageError('INVALID_ARGUMENT', `invalid volume ${JSON.stringify(v)}: expected /host/path:/container/path[:ro]`);
+  if (!parts[0].startsWith('/')) throw new UsageError('INVALID_ARGUMENT', `invalid volume ${JSON.stringify(v)}: named volumes are not supported, the source must be an absolute host path`);
+  const mode = parts[2] ?? 'rw';
+  if (!mode.split(',').every((o) => o === 'ro' || o === 'rw')) throw new UsageError('INVALID_ARGUMENT', `invalid volume mode ${JSON.stringify(mode)} in ${JSON.stringify(v)}: use ro or rw`);
+  return { source: parts[0], destination: parts[1], readonly: mode.split(',').includes('ro') };
+}
+
+/** `--tmpfs /dir[:opt,opt]`. */
+export function parseTmpfs(v: string): { destination: string; options: string[] } {
+  const i = v.indexOf(':');
+  const destination = i < 0 ? v : v.slice(0, i);
+  const options = i < 0 ? [] : v.slice(i + 1).split(',').filter(Boolean);
+  if (!destination.startsWith('/')) throw new UsageError('INVALID_ARGUMENT', `invalid tmpfs ${JSON.stringify(v)}: the destination must be absolute`);
+  return { destination, options };
+}
+
+interface Flags {
+  rm?: boolean; detach?: boolean; interactive?: boolean; tty?: boolean;
+  env?: string[]; envFile?: string[]; workdir?: string; user?: string; entrypoint?: string; name?: string; hostname?: string;
+  volume?: string[]; tmpfs?: string[]; readOnly?: boolean; memory?: string; memorySwap?: string; cpus?: string; pidsLimit?: string;
+  network: string; capAdd?: string[]; capDrop?: string[]; securityOpt?: string[]; privileged?: boolean; init?: boolean;
+}
+
+/** Turns parsed flags into RunOptions (everything but io and callbacks). Throws UsageError. */
+export function runOptionsFromFlags(root: string, image: string, cmd: string[], f: Flags): RunOptions {
+  const env = resolveEnv([...(f.envFile ?? []).flatMap(readEnvFile), ...(f.env ?? [])]);
+  if (f.network !== 'none' && f.network !== 'host') {
+    throw new UsageError('NOT_SUPPORTED', `network mode ${JSON.stringify(f.network)} is not supported: use --network none or --network host (bridge networking is not implemented yet)`);
+  }
+  let seccomp: RunOptions['seccomp'] = 'default';
+  let noNewPrivileges = false;
+  for (const o of f.securityOpt ?? []) {
+    const [k, v] = o.includes('=') ? [o.slice(0, o.indexOf('=')), o.slice(o.indexOf('=') + 1)] : o.includes(':') ? [o.slice(0, o.indexOf(':')), o.slice(o.indexOf(':') + 1)] : [o, undefined];
+    if (k === 'seccomp') {
+      if (!v) throw new UsageError('INVALID_ARGUMENT', 'seccomp security option needs a value: unconfined or a profile file');
+      seccomp = v === 'unconfined' ? 'unconfined' : { file: v };
+    } else if (k === 'no-new-privileges') {
+      if (v !== undefined && v !== 'true' && v !== 'false') throw new UsageError('INVALID_ARGUMENT', `invalid no-new-privileges value ${JSON.stringify(v)}`);
+      noNewPrivileges = v !== 'false';
+    } else throw new UsageError('NOT_SUPPORTED', `security option ${JSON.stringify(o)} is not supported`);
+  }
+  const resources: NonNullable<RunOptions['resources']> = {};
+  if (f.memory !== undefined) resources.memory = parseSize(f.memory, '--memory');
+  if (f.memorySwap !== undefined) resources.memorySwap = parseSize(f.memorySwap, '--memory-swap');
+  if (f.cpus !== undefined) {
+    const n = Number(f.cpus);
+    if (!Number.isFinite(n) || n <= 0) throw new UsageError('INVALID_ARGUMENT', `invalid value ${JSON.stringify(f.cpus)} for --cpus`);
+    resources.cpus = n;
+  }
+  if (f.pidsLimit !== undefined) {
+    if (!/^-?\d+$/.test(f.pidsLimit)) throw new UsageError('INVALID_ARGUMENT', `invalid value ${JSON.stringify(f.pidsLimit)} for --pids-limit`);
+    resources.pidsLimit = Number(f.pidsLimit);
+  }
+  return {
+    root, image,
+    ...(cmd.length ? { cmd } : {}),
+    ...(f.entrypoint !== undefined ? { entrypoint: f.entrypoint === '' ? [] : [f.entrypoint] } : {}),
+    env,
+    ...(f.workdir ? { workdir: f.workdir } : {}),
+    ...(f.user !== undefined ? { user: f.user } : {}),
+    ...(f.name ? { name: f.name } : {}),
+    ...(f.hostname ? { hostname: f.hostname } : {}),
+    binds: (f.volume ?? []).map(parseVolume),
+    tmpfs: (f.tmpfs ?? []).map(parseTmpfs),
+    readOnly: !!f.readOnly,
+    resources,
+    capAdd: f.capAdd ?? [], capDrop: f.capDrop ?? [],
+    privileged: !!f.privileged,
+    network: f.network as 'none' | 'host',
+    seccomp, noNewPrivileges,
+    init: !!f.init, rm: !!f.rm, detach: !!f.detach,
+  };
+}
+
+/** Docker's statuses for a failed `run`: 125 setup failed, 126 command not executable, 127 command not found. */
+function withRunStatus(e: unknown): unknown {
+  if (e instanceof TsbuildError && !(e instanceof UsageError) && (e as { exitCode?: number }).exitCode === undefined) {
+    const errno = (e as { errno?: string }).errno;
+    (e as { exitCode?: number }).exitCode = e.code === 'EXEC_FAILED' ? (errno === 'ENOENT' ? 127 : 126) : 125;
+  }
+  return e;
+}
+
+/** `tsbuild run [OPTIONS] IMAGE [COMMAND] [ARG...]`. */
+export function register(cmd: Command, ctx: () => CliContext): void {
+  // Everything after IMAGE belongs to the container's command, as with docker.
+  (cmd.parent as Command | null)?.enablePositionalOptions();
+  cmd
+    .passThroughOptions()
+    .argument('<image>', 'image name or id in the local store')
+    .argument('[command...]', 'command and arguments (default: the image entrypoint and cmd)')
+    .option('--rm', 'remove the container when it exits (currently always done)')
+    .option('-d, --detach', 'run in the background (not supported yet)')
+    .option('-i, --interactive', 'keep stdin open')
+    .option('-t, --tty', 'allocate a pseudo-terminal (not supported yet)')
+    .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect)
+    .option('--env-file <file>', 'read environment variables from a file (repeatable)', collect)
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-u, --user <user[:group]>', 'user name or uid, optionally with group name or gid')
+    .option('--entrypoint <cmd>', "override the image's entrypoint ('' clears it)")
+    .option('--name <name>', 'container name')
+    .option('--hostname <name>', 'container hostname (default: the first 12 characters of the id)')
+    .option('-v, --volume <host:ctr[:ro]>', 'bind mount a host path (repeatable)', collect)
+    .option('--tmpfs <dir[:opts]>', 'mount a tmpfs (repeatable)', collect)
+    .option('--read-only', 'mount the root filesystem read-only')
+    .option('-m, --memory <bytes>', 'memory limit (e.g. 64m)')
+    .option('--memory-swap <bytes>', 'memory plus swap limit; -1 for unlimited swap')
+    .option('--cpus <n>', 'number of CPUs (CFS quota)')
+    .option('--pids-limit <n>', 'maximum number of processes')
+    .option('--network <mode>', 'none (default) or host; bridge is not implemented yet', 'none')
+    .option('--cap-add <cap>', 'add a capability (repeatable)', collect)
+    .option('--cap-drop <cap>', 'drop a capability (repeatable)', collect)
+    .option('--security-opt <opt>', 'seccomp=unconfined|FILE, no-new-privileges (repeatable)', collect)
+    .option('--privileged', 'all capabilities, no seccomp, no masked paths')
+    .option('--init', 'run an init as PID 1 that reaps zombies and forwards signals')
+    .action(async (image: string, command: string[], flags: Flags) => {
+      const c = ctx();
+      const opts = runOptionsFromFlags(c.root, image, command, flags);
+      const { runImage } = await import('../../../runtime/run.js');
+      const abort = new AbortController();
+      let forward: ((s: NodeJS.Signals) => Promise<void>) | undefined;
+      const onSignal = (s: NodeJS.Signals) => {
+        if (forward) void forward(s).catch(() => undefined);
+        else abort.abort();
+      };
+      const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+      for (const s of sigs) process.on(s, onSignal);
+      try {
+        const r = await runImage({
+          ...opts,
+          io: { stdin: flags.interactive ? 'inherit' : 'null', stdout: 'inherit', stderr: 'inherit', terminal: !!flags.tty },
+          logger: c.logger,
+          signal: abort.signal,
+          onStarted: (kill) => { forward = kill; },
+        });
+        if (r.exitCode !== 0) throw new ExitStatus(r.exitCode);
+      } catch (e) {
+        throw withRunStatus(e);
+      } finally {
+        for (const s of sigs) process.off(s, onSignal);
+      }
+    });
+}
