@@ -33,6 +33,9 @@ struct ctx {
   int sync_fd;             /* child side of the monitor <-> child socket */
   char *rootfs;            /* absolute host path of the root filesystem */
   int cgroup_fds[32];      /* opened cgroup.procs files to join, -1 terminated */
+  int fifo_fd;             /* O_PATH fd of the exec fifo (opened on the host), or -1 */
+  int ns_fds[8];           /* namespaces to join by path, opened on the host; -1 terminated */
+  int ns_types[8];
 };
 
 /* Child side: runs the whole ordered setup and execs; returns only on failure. */

@@ -23,17 +23,6 @@
 
 extern char **environ;
 
-static int ns_flag(const char *type) {
-  if (!strcmp(type, "pid")) return CLONE_NEWPID;
-  if (!strcmp(type, "network")) return CLONE_NEWNET;
-  if (!strcmp(type, "mount")) return CLONE_NEWNS;
-  if (!strcmp(type, "ipc")) return CLONE_NEWIPC;
-  if (!strcmp(type, "uts")) return CLONE_NEWUTS;
-  if (!strcmp(type, "user")) return CLONE_NEWUSER;
-  if (!strcmp(type, "cgroup")) return CLONE_NEWCGROUP;
-  return 0;
-}
-
 /* Blocks until the monitor answers with `want` (one byte). */
 static int wait_byte(int fd, char want, const char *step, struct herr *err) {
   char b;
@@ -46,17 +35,12 @@ static int wait_byte(int fd, char want, const char *step, struct herr *err) {
   }
 }
 
+/* Joins the namespaces given by path (opened by the monitor; pid was joined before clone). */
 static int join_namespaces(struct ctx *c, bool user_pass, struct herr *err) {
-  struct json *nss = json_arr(json_get(c->spec, "linux"), "namespaces");
-  for (size_t i = 0; nss && i < nss->len; i++) {
-    const char *type = json_str(nss->items[i], "type", "");
-    const char *path = json_str(nss->items[i], "path", NULL);
-    if (!path || !strcmp(type, "pid")) continue; /* pid was joined by the monitor before clone */
-    if ((ns_flag(type) == CLONE_NEWUSER) != user_pass) continue;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(err, "namespace", errno, "opening the %s namespace %s", type, path);
-    if (setns(fd, ns_flag(type)) < 0) { int e = errno; close(fd); return fail(err, "namespace", e, "joining the %s namespace %s", type, path); }
-    close(fd);
+  for (size_t i = 0; c->ns_fds[i] >= 0; i++) {
+    if ((c->ns_types[i] == CLONE_NEWUSER) != user_pass) continue;
+    if (setns(c->ns_fds[i], c->ns_types[i]) < 0) return fail(err, "namespace", errno, "joining namespace #%zu (clone flag %#x)", i, c->ns_types[i]);
+    close(c->ns_fds[i]);
   }
   return 0;
 }
@@ -192,6 +176,9 @@ int container_init_setup(struct ctx *c, struct herr *err) {
   int fifo = -1;
 
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) return fail(err, "init", errno, "PR_SET_PDEATHSIG");
+  /* A session of its own: kill(0, ...) or a terminal's job control inside the container must
+   * never reach the runtime's process group (the monitor forwards SIGINT/SIGTERM itself). */
+  if (setsid() < 0) return fail(err, "init", errno, "setsid");
   // === namespaces: user first (so the others are owned by it), then the rest by path
   if (join_namespaces(c, true, err)) return -1;
   if (userns) {
@@ -209,10 +196,7 @@ int container_init_setup(struct ctx *c, struct herr *err) {
   if ((c->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) return fail(err, "namespace", errno, "creating the cgroup namespace");
 
   if (!c->exec_mode) {
-    if (c->exec_fifo) {
-      fifo = open(c->exec_fifo, O_PATH | O_CLOEXEC);
-      if (fifo < 0) return fail(err, "wait-start", errno, "opening the exec fifo %s", c->exec_fifo);
-    }
+    fifo = c->fifo_fd;
     if (setup_rootfs(c, err)) return -1;               /* propagation, rootfs bind, mounts, /dev, pivot_root */
     if (set_sysctls(c, err)) return -1;
     if (setup_masked_readonly(c, err)) return -1;      /* after sysctl: /proc/sys may become read-only */

@@ -89,7 +89,13 @@ static int load_config(struct ctx *c, struct herr *err) {
   c->exit_file = json_str(c->msg, "exitFile", NULL);
   c->preserve_fds = (int)json_int(c->msg, "preserveFds", 0);
   if (!c->bundle) return fail(err, "config", EINVAL, "the config message has no bundle");
-  if (c->exec_fifo && mkfifo(c->exec_fifo, 0600) < 0 && errno != EEXIST) return fail(err, "wait-start", errno, "creating the exec fifo %s", c->exec_fifo);
+  c->fifo_fd = -1;
+  c->ns_fds[0] = -1;
+  if (c->exec_fifo) {
+    if (mkfifo(c->exec_fifo, 0622) < 0 && errno != EEXIST) return fail(err, "wait-start", errno, "creating the exec fifo %s", c->exec_fifo);
+    c->fifo_fd = open(c->exec_fifo, O_PATH | O_CLOEXEC);
+    if (c->fifo_fd < 0) return fail(err, "wait-start", errno, "opening the exec fifo %s", c->exec_fifo);
+  }
   if (chdir(c->bundle) < 0) return fail(err, "config", errno, "entering the bundle %s", c->bundle);
   const char *path = json_str(c->msg, "configPath", NULL);
   if (path) {
@@ -128,7 +134,17 @@ static int load_config(struct ctx *c, struct herr *err) {
     if (!flag) return fail(err, "config", EINVAL, "unsupported namespace type %s", type);
     if (flag == CLONE_NEWNS) has_mnt = true;
     if (!p) { c->clone_flags |= flag; continue; }
-    if (flag != CLONE_NEWPID) continue;
+    if (flag != CLONE_NEWPID) {
+      /* opened here, on the host: after joining a mount namespace the paths would not resolve */
+      size_t k = 0;
+      while (c->ns_fds[k] >= 0) k++;
+      if (k >= 7) return fail(err, "namespace", EINVAL, "too many namespaces to join");
+      c->ns_fds[k] = open(p, O_RDONLY | O_CLOEXEC);
+      if (c->ns_fds[k] < 0) return fail(err, "namespace", errno, "opening the %s namespace %s", type, p);
+      c->ns_types[k] = flag;
+      c->ns_fds[k + 1] = -1;
+      continue;
+    }
     int fd = open(p, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return fail(err, "namespace", errno, "opening the pid namespace %s", p);
     if (setns(fd, CLONE_NEWPID) < 0) { int e = errno; close(fd); return fail(err, "namespace", e, "joining the pid namespace %s", p); }
@@ -140,6 +156,15 @@ static int load_config(struct ctx *c, struct herr *err) {
     if (!root) return fail(err, "config", EINVAL, "root.path is missing");
     c->rootfs = realpath(root, NULL);
     if (!c->rootfs) return fail(err, "rootfs", errno, "resolving root.path %s", root);
+  }
+  if (c->fifo_fd >= 0 && (c->clone_flags & CLONE_NEWUSER)) {
+    /* the container's root must be able to open the fifo for writing (runc chowns it too) */
+    uid_t uid = 0;
+    gid_t gid = 0;
+    struct json *um = json_arr(json_get(c->spec, "linux"), "uidMappings"), *gm = json_arr(json_get(c->spec, "linux"), "gidMappings");
+    for (size_t i = 0; um && i < um->len; i++) if (json_uint(um->items[i], "containerID", 1) == 0) uid = (uid_t)json_uint(um->items[i], "hostID", 0);
+    for (size_t i = 0; gm && i < gm->len; i++) if (json_uint(gm->items[i], "containerID", 1) == 0) gid = (gid_t)json_uint(gm->items[i], "hostID", 0);
+    if (chown(c->exec_fifo, uid, gid) < 0) return fail(err, "wait-start", errno, "handing the exec fifo to the container's root");
   }
   // === cgroup.procs files the child joins, opened now on the host
   struct json *procs = json_arr(c->msg, "cgroupProcs");

@@ -157,14 +157,16 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "fork-bomb")) {
       i++;
       int want = arg ? atoi(arg) : 100, ok = 0, err = 0;
+      pid_t kids[4096];
+      if (want > 4096) want = 4096;
       for (int k = 0; k < want; k++) {
         pid_t p = fork();
         if (p == 0) { pause(); _exit(0); }
         if (p < 0) { err = errno; break; }
-        ok++;
+        kids[ok++] = p;
       }
       printf("forked %d %s\n", ok, errname(err));
-      kill(0, SIGKILL);
+      for (int k = 0; k < ok; k++) { kill(kids[k], SIGKILL); waitpid(kids[k], NULL, 0); }
     } else if (!strcmp(cmd, "alloc")) {
       i++;
       size_t mb = arg ? (size_t)atol(arg) : 1;

@@ -1,10 +1,11 @@
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntimeError } from '../../../runtime/errors.js';
-import { createContainer, listContainers, loadContainer, runContainer } from '../../../runtime/container/index.js';
+import { createCgroupManager } from '../../../runtime/cgroups/manager.js';
+import { createContainer, execInContainer, listContainers, loadContainer, runContainer } from '../../../runtime/container/index.js';
 import { TEST_SECCOMP, makeBundle, nativeSkipReason, testSpec, type TestBundle } from '../../runtime/helper/bundle.js';
 
 const why = nativeSkipReason();
@@ -25,10 +26,13 @@ function collect(r: Readable | undefined): Promise<string> {
 }
 
 /** Creates, starts, waits and deletes a container; returns its stdout and exit. */
-async function probe(spec: Record<string, unknown>, opts: { init?: boolean; during?: (id: string) => Promise<void> } = {}) {
+async function probe(spec: Record<string, unknown>, opts: { init?: boolean; cgroup?: boolean; during?: (id: string) => Promise<void> } = {}) {
   bundle.writeSpec(spec);
   const id = `t${process.pid}-${++n}`;
-  const c = await createContainer({ id, bundle: bundle.dir, stateRoot, io: { stdin: 'null', stdout: 'pipe', stderr: 'pipe' }, ...(opts.init ? { init: true } : {}) });
+  const cgroup = opts.cgroup ? await createCgroupManager({ name: `tsbuild-test/${id}` }) : undefined;
+  const c = await createContainer({
+    id, bundle: bundle.dir, stateRoot, io: { stdin: 'null', stdout: 'pipe', stderr: 'pipe' }, ...(opts.init ? { init: true } : {}), ...(cgroup ? { cgroup } : {}),
+  });
   const out = collect(c.stdio?.stdout);
   const err = collect(c.stdio?.stderr);
   try {
@@ -160,6 +164,87 @@ describe.skipIf(!!why)('native helper: real containers from a busybox bundle', (
     } finally {
       await c.delete({ force: true }).catch(() => {});
     }
+  });
+
+  it('the container process runs from a sealed memfd copy of the helper until exec (CVE-2019-5736)', async () => {
+    bundle.writeSpec(testSpec(['/bin/test-init', 'exit', '0']));
+    const id = `memfd-${process.pid}`;
+    const c = await createContainer({ id, bundle: bundle.dir, stateRoot, io: { stdin: 'null', stdout: 'null', stderr: 'null' } });
+    try {
+      const { pid } = await c.state();
+      expect(readlinkSync(`/proc/${pid}/exe`)).toMatch(/^\/memfd:tsbuild-helper/);
+      await c.start();
+      expect((await c.wait()).exitCode).toBe(0);
+    } finally {
+      await c.delete({ force: true });
+    }
+  });
+
+  it('exec joins a running container (namespaces, hostname, pid namespace, exit status)', async () => {
+    const spec = testSpec(['/bin/test-init', 'sleep', '30'], 'exec-target');
+    (spec.root as Record<string, unknown>).readonly = false;
+    bundle.writeSpec(spec);
+    const id = `exec-${process.pid}`;
+    const c = await createContainer({ id, bundle: bundle.dir, stateRoot, io: { stdin: 'null', stdout: 'null', stderr: 'null' } });
+    try {
+      await c.start();
+      const out = join(bundle.dir, 'rootfs/tmp/exec-out');
+      const r = await execInContainer(stateRoot, id, { args: ['/bin/sh', '-c', '/bin/test-init hostname pid caps fds > /tmp/exec-out; exit 5'] });
+      expect(r.exitCode).toBe(5);
+      const text = readFileSync(out, 'utf8');
+      expect(text).toContain('hostname exec-target\n');
+      // in the container's pid namespace (small pid), not its pid 1
+      expect(Number(/^pid (\d+) ppid \d+$/m.exec(text)?.[1])).toBeGreaterThan(1);
+      expect(Number(/^pid (\d+) ppid \d+$/m.exec(text)?.[1])).toBeLessThan(100);
+      expect(text).toContain('CapEff:\t0000000020000420\n');
+      expect(text).toContain('fds 0 1 2\n');
+      rmSync(out);
+    } finally {
+      await c.delete({ force: true });
+    }
+  });
+
+  it('user namespace: the parent writes the maps on request; root inside is an unprivileged uid outside', async () => {
+    const spec = testSpec(['/bin/test-init', 'id', 'caps', 'sleep', '0']);
+    const linux = spec.linux as Record<string, unknown>;
+    linux.namespaces = [...(linux.namespaces as unknown[]), { type: 'user' }];
+    linux.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+    linux.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+    (spec.mounts as { destination: string }[]).splice(0, spec.mounts ? (spec.mounts as unknown[]).length : 0,
+      ...(testSpec([]).mounts as { destination: string }[]).filter((m) => !['/sys', '/sys/fs/cgroup'].includes(m.destination)));
+    (spec.root as Record<string, unknown>).readonly = false;
+    const r = await probe(spec);
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('uid 0 gid 0 groups\n');
+    expect(r.stdout).toContain('CapEff:\t0000000020000420\n');
+  });
+
+  it('joins the cgroup given by a CgroupManager: pids.max stops a fork bomb, and pause/resume freeze it', async () => {
+    const spec = testSpec(['/bin/test-init', 'cgroup', 'fork-bomb', '40']);
+    (spec.linux as Record<string, unknown>).resources = { devices: [{ allow: false, access: 'rwm' }], pids: { limit: 10 } };
+    const r = await probe(spec, { cgroup: true });
+    expect(r.stdout).toMatch(/^forked \d+ EAGAIN$/m);
+    expect(Number(/^forked (\d+)/m.exec(r.stdout)![1])).toBeLessThan(10);
+    expect(r.stdout).toMatch(/^\d+:pids:\/$/m); // rooted at the container's cgroup (cgroup namespace)
+
+    bundle.writeSpec(testSpec(['/bin/test-init', 'sleep', '30']));
+    const id = `pause-${process.pid}`;
+    const cgroup = await createCgroupManager({ name: `tsbuild-test/${id}` });
+    const c = await createContainer({ id, bundle: bundle.dir, stateRoot, cgroup, io: { stdin: 'null', stdout: 'null', stderr: 'null' } });
+    try {
+      await c.start();
+      await c.pause();
+      expect((await c.state()).status).toBe('paused');
+      await c.resume();
+      expect((await c.state()).status).toBe('running');
+      const plain = await createContainer({ id: `nocg-${process.pid}`, bundle: bundle.dir, stateRoot, io: { stdin: 'null', stdout: 'null', stderr: 'null' } });
+      await expect(plain.pause()).rejects.toMatchObject({ code: 'NOT_SUPPORTED' });
+      await plain.delete({ force: true });
+    } finally {
+      await c.delete({ force: true });
+    }
+    expect(existsSync(cgroup.paths().pids ?? '/nonexistent')).toBe(false);
   });
 
   describe('bad input gives a RuntimeError naming the step and leaves nothing behind', () => {

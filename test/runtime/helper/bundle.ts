@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,6 +74,7 @@ export interface TestBundle {
 /** Makes a bundle: busybox --install -s into rootfs/bin, test-init copied in, passwd/group. */
 export function makeBundle(prefix = 'tsbuild-native-'): TestBundle {
   const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o755); // a user-namespaced root must be able to reach the rootfs
   const rootfs = join(dir, 'rootfs');
   for (const d of ['bin', 'etc', 'tmp', 'proc', 'sys', 'dev', 'root']) mkdirSync(join(rootfs, d), { recursive: true });
   copyFileSync('/bin/busybox', join(rootfs, 'bin/busybox'));
