@@ -668,7 +668,7 @@ function parseGoBool(v: string, key: string): boolean {
 export function ramInBytes(v: string, key = 'size'): number {
   const m = /^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$/.exec(v);
   if (!m) fail(`invalid value for ${key}: ${v}`, '--mount', 'INVALID_FLAG');
-  const n = Number.parseFloat(m[1]!);
+  const n = Number(m[1]!);
   if (Number.isNaN(n)) fail(`invalid value for ${key}: ${v}`, '--mount', 'INVALID_FLAG');
   const exp = m[2] ? 'kmgtp'.indexOf(m[2].toLowerCase()) + 1 : 0;
   return Math.trunc(n * 1024 ** exp);
