@@ -11,9 +11,8 @@ import type { Descriptor } from '../descriptor.js';
 import { DigestingStream, isDigest, sha256, type Digest } from '../digest.js';
 import { Annotations, type ImageManifest, type IndexManifest } from '../manifest.js';
 import { isImageManifest, MediaTypes, type Compression, type MediaType } from '../media-types.js';
-import { decompressor } from '../partial.js';
 import { formatReference, parseReference } from '../reference.js';
-import { readTar } from '../tar/reader.js';
+import { decompressStream, readTar } from '../tar/index.js';
 import { ContentError } from '../../util/errors.js';
 import { readAll, drain } from '../../util/streams.js';
 import { copyGraph, MAX_MANIFEST_BYTES, walkGraph } from '../layout/graph.js';
@@ -56,7 +55,7 @@ export async function readArchivePath(path: string, dst: ContentStore): Promise<
   const file = createReadStream(path);
   try {
     if (c === 'none') return await readArchive(file, dst, path);
-    const d = decompressor(c);
+    const d = decompressStream(c);
     file.on('error', (e) => d.destroy(e));
     return await readArchive(file.pipe(d), dst, path);
   } catch (e) {
@@ -313,7 +312,7 @@ async function verifyDiffId(dst: ContentStore, b: { digest: Digest; size: number
     return;
   }
   const verify = new DigestingStream({ digest: diffId, what: `${what}: uncompressed content` });
-  await pipeline(await dst.open(b), decompressor(c), verify, new Writable({ write: (_c, _e, cb) => cb() }));
+  await pipeline(await dst.open(b), decompressStream(c), verify, new Writable({ write: (_c, _e, cb) => cb() }));
 }
 
 /** Reads the names an index.json member declares (exported for tests). */

@@ -6,7 +6,7 @@ import type { ImageManifest } from '../manifest.js';
 import { isImageManifest, isIndex } from '../media-types.js';
 import { hostPlatform, platformMatches, type Platform } from '../platform.js';
 import { familiarName, parseReference } from '../reference.js';
-import { TarWriter } from '../tar/writer.js';
+import { TarWriter } from '../tar/index.js';
 import { ContentError } from '../../util/errors.js';
 import { childDescriptors, MAX_MANIFEST_BYTES } from '../layout/graph.js';
 import { layoutIndex, OCI_LAYOUT_FILE, type LayoutWriteEntry } from '../layout/layout.js';

@@ -1,16 +1,13 @@
 import { createReadStream } from 'node:fs';
-import { createGzip } from 'node:zlib';
 import { open, stat } from 'node:fs/promises';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { ImageConfig } from '../config.js';
 import type { Descriptor } from '../descriptor.js';
-import { DigestingStream, sha256, type Digest } from '../digest.js';
-import type { ContentStore } from '../content/content-store.js';
+import { sha256 } from '../digest.js';
 import type { ImageManifest } from '../manifest.js';
 import { MediaTypes } from '../media-types.js';
-import { decompressor } from '../partial.js';
 import { hostPlatform, type Platform } from '../platform.js';
-import { tarDirectory } from '../tar/from-dir.js';
+import { decompressStream, tarDirectory, writeLayer } from '../tar/index.js';
 import { sniffCompression } from '../archive/read.js';
 import { ContentError } from '../../util/errors.js';
 import { applyChanges } from './config-changes.js';
@@ -83,28 +80,8 @@ async function openTar(path: string): Promise<Readable> {
   const c = sniffCompression(head);
   const file = createReadStream(path);
   if (c === 'none') return file;
-  const d = decompressor(c);
+  const d = decompressStream(c);
   file.on('error', (e) => d.destroy(e));
   return file.pipe(d);
 }
 
-/**
- * One pass: tar → diffId digest → gzip → store.put (blob digest). Deterministic: gzip level 6,
- * no name or mtime in the gzip header (node:zlib writes none).
- */
-// TODO(store): use TAR's writeLayer once src/oci/tar exports it.
-async function writeLayer(
-  tar: Readable,
-  content: ContentStore,
-  _opts: { compression: 'gzip'; flavour: 'oci' },
-): Promise<{ descriptor: Descriptor; diffId: Digest }> {
-  const diff = new DigestingStream();
-  const gz = createGzip({ level: 6 });
-  const out = new PassThrough();
-  tar.on('error', (e) => diff.destroy(e));
-  diff.on('error', (e) => gz.destroy(e));
-  gz.on('error', (e) => out.destroy(e));
-  tar.pipe(diff).pipe(gz).pipe(out);
-  const descriptor = await content.put(out, { mediaType: MediaTypes.OciLayerGzip });
-  return { descriptor, diffId: diff.digest };
-}
