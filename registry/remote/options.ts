@@ -16,6 +16,12 @@ export interface RemoteOptions extends TransportOptions {
   readonly mountFrom?: readonly string[];
   /** Consecutive failed attempts without progress tolerated when resuming a transfer (default 5). */
   readonly resumeAttempts?: number;
+  /**
+   * Keep partial downloads here (`<dir>/<hex>.partial`) so that an interrupted pull continues
+   * where it stopped on the next run (see PartialFileTarget). Without it, drops are still
+   * resumed within the run, but nothing survives the process.
+   */
+  readonly partialDir?: string;
   /** Reuse a client (and its tokens and connections); it is not closed by the operation. */
   readonly client?: RegistryClient;
   /** Progress callback: called with a blob digest and the bytes moved so far. */

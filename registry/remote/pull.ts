@@ -7,6 +7,7 @@ import { ContentError } from '../../src/util/errors.js';
 import { RegistryError } from '../transport/errors.js';
 import type { RemoteOptions } from './options.js';
 import { childrenOf, mapLimit, parseIndex } from './parse.js';
+import { PartialFileTarget, type ResumableWriter } from './partial.js';
 import { Repository, type FetchedManifest } from './repository.js';
 
 /** What {@link pullDetailed} fetched. */
@@ -75,7 +76,9 @@ async function pullNode(repo: Repository, store: ContentStore, m: FetchedManifes
       repo.opts.onProgress?.({ digest: b.digest, done: b.size, total: b.size, skipped: true });
       return;
     }
-    await store.put(repo.openBlob(b), { mediaType: b.mediaType, digest: b.digest, size: b.size });
+    const w = repo.opts.partialDir ? await new PartialFileTarget(repo.opts.partialDir, store).open(b) : undefined;
+    if (w) await downloadResumable(repo, store, b, w);
+    else await store.put(repo.openBlob(b), { mediaType: b.mediaType, digest: b.digest, size: b.size });
     counter.n++;
     repo.opts.onProgress?.({ digest: b.digest, done: b.size, total: b.size });
   });
@@ -85,4 +88,28 @@ async function pullNode(repo: Repository, store: ContentStore, m: FetchedManifes
 async function putManifest(store: ContentStore, m: FetchedManifest): Promise<void> {
   if (await store.has(m.descriptor.digest)) return;
   await store.put(m.bytes, m.descriptor);
+}
+
+/**
+ * Downloads a blob through a resumable writer: continues after the bytes an earlier run left,
+ * keeps them when this run fails (for the next one), and verifies the whole blob on commit.
+ * A partial file that fails verification is dropped and the blob fetched again from byte 0.
+ */
+async function downloadResumable(repo: Repository, store: ContentStore, b: Descriptor, w: ResumableWriter): Promise<void> {
+  const resumedFrom = w.offset;
+  if (resumedFrom > 0) repo.opts.logger?.debug(`blob ${b.digest}: resuming an earlier download at ${resumedFrom}/${b.size} bytes`);
+  try {
+    if (w.offset < b.size) await w.append(repo.blobFrom(b, w.offset));
+  } catch (e) {
+    await w.keep();
+    throw e;
+  }
+  try {
+    await w.commit();
+  } catch (e) {
+    const bad = e instanceof ContentError && (e.code === 'DIGEST_MISMATCH' || e.code === 'SIZE_MISMATCH');
+    if (!bad || resumedFrom === 0) throw e;
+    repo.opts.logger?.warn(`blob ${b.digest}: the partial download of an earlier run did not verify; downloading it again`);
+    await store.put(repo.openBlob(b), { mediaType: b.mediaType, digest: b.digest, size: b.size });
+  }
 }

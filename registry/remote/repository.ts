@@ -179,9 +179,18 @@ export class Repository {
     return src.pipe(verify);
   }
 
-  async *#blobChunks(desc: Pick<Descriptor, 'digest' | 'size'>): AsyncGenerator<Buffer> {
+  /**
+   * The bytes of a blob from `start` on, unverified (the caller verifies the whole blob, e.g.
+   * when a partial download from an earlier run is completed), with the same resume behaviour
+   * as {@link openBlob}.
+   */
+  blobFrom(desc: Pick<Descriptor, 'digest' | 'size'>, start: number): AsyncGenerator<Buffer> {
+    return this.#blobChunks(desc, start);
+  }
+
+  async *#blobChunks(desc: Pick<Descriptor, 'digest' | 'size'>, start = 0): AsyncGenerator<Buffer> {
     const maxFailures = this.opts.resumeAttempts ?? 5;
-    let offset = 0;
+    let offset = start;
     let failures = 0;
     let first = true;
     while (first || offset < desc.size) {

@@ -3,7 +3,7 @@ import type { CliContext } from '../context.js';
 import { parsePlatform } from '../../oci/platform.js';
 import { ImageStore } from '../../oci/store/image-store.js';
 import { copy, parseTransport, type CopyEndpoint } from '../../../registry/copy.js';
-import { connectionFlags, progress, remoteOptions, type ConnectionOpts } from './pull.js';
+import { connectionFlags, partialDir, progress, remoteOptions, type ConnectionOpts } from './pull.js';
 
 /** `tsbuild copy SRC DST`: copies between `docker://REF`, `oci:DIR[:TAG]` and local image names. */
 export function register(cmd: Command, ctx: () => CliContext): void {
@@ -28,6 +28,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       const onProgress = progress(c, !!o.quiet);
       const d = await copy(src, dst, {
         ...(await remoteOptions(c, registries, o)),
+        ...(dst.kind === 'store' ? { partialDir: partialDir(c) } : {}),
         ...(o.platform ? { platform: parsePlatform(o.platform) } : {}),
         ...(onProgress ? { onProgress } : {}),
       });

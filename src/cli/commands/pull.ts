@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { formatReference, parseReference, type Reference } from '../../oci/reference.js';
@@ -65,6 +66,11 @@ export function progress(ctx: CliContext, quiet: boolean): RemoteOptions['onProg
   };
 }
 
+/** Where interrupted downloads are kept for the next run: `<root>/tmp/partial`. */
+export function partialDir(ctx: CliContext): string {
+  return join(ctx.root, 'tmp', 'partial');
+}
+
 /** The name a pulled image is recorded under (tag kept; digest-only references stay untagged). */
 function nameFor(ref: Reference): string | undefined {
   if (!ref.tag) return undefined;
@@ -87,6 +93,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       const onProgress = progress(c, !!o.quiet);
       const res = await pullDetailed(ref, store.content, {
         ...(await remoteOptions(c, [ref.registry], o)),
+        partialDir: partialDir(c),
         ...(o.platform ? { platform: parsePlatform(o.platform) } : {}),
         ...(onProgress ? { onProgress } : {}),
       });

@@ -5,6 +5,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FileContentStore } from '../../../src/oci/content/file-store.js';
 import { parseReference } from '../../../src/oci/reference.js';
 import { ContentError } from '../../../src/util/errors.js';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { digestHex } from '../../../src/oci/digest.js';
 import { pull } from '../../../registry/remote/pull.js';
 import { push } from '../../../registry/remote/push.js';
 import { remoteHead } from '../../../registry/remote/image.js';
@@ -144,5 +146,53 @@ describe.skipIf(!!why)('registry faults through a proxy', () => {
     } finally {
       await small.cleanup();
     }
+  });
+
+  it('continues a download left by an earlier run from its partial file', async () => {
+    const layer = img.layers[1]!;
+    const bytes = await img.store.read(layer.digest);
+    const store = await tempStore();
+    const partialDir = join(store.root, 'tmp', 'partial');
+    await mkdir(partialDir, { recursive: true });
+    await writeFile(join(partialDir, `${digestHex(layer.digest)}.partial`), bytes.subarray(0, 123_456));
+    const d = await pull(parseReference(`${proxy.host}/faults/base:v1`), store, { ...fast, partialDir });
+    expect(d.digest).toBe(img.manifest.digest);
+    expect(await store.read(layer.digest)).toEqual(bytes);
+    const gets = proxy.log.filter((e) => e.method === 'GET' && e.path.endsWith(layer.digest));
+    expect(gets.map((g) => g.range)).toEqual(['bytes=123456-']);
+    expect(await readdir(partialDir)).toEqual([]);
+  });
+
+  it('keeps the partial file when a run fails, and the next run finishes it', async () => {
+    const layer = img.layers[0]!;
+    const store = await tempStore();
+    const partialDir = join(store.root, 'tmp', 'partial');
+    // every attempt of this run dies after 100 kB
+    proxy.addRule({ method: 'GET', path: blobPath(layer.digest), times: 2, action: { kind: 'drop-response', bytes: 100_000 } });
+    proxy.addRule({ method: 'GET', path: blobPath(layer.digest), times: 100, action: { kind: 'status', status: 503 } });
+    const err = await pull(parseReference(`${proxy.host}/faults/base:v1`), store, { retry: { attempts: 1 }, resumeAttempts: 1, partialDir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(await store.has(layer.digest)).toBe(false);
+    const left = await readdir(partialDir);
+    expect(left).toEqual([`${digestHex(layer.digest)}.partial`]);
+    proxy.rules.length = 0;
+    proxy.log.length = 0;
+    await pull(parseReference(`${proxy.host}/faults/base:v1`), store, { ...fast, partialDir });
+    expect(await store.read(layer.digest)).toEqual(await img.store.read(layer.digest));
+    const from = Number(/^bytes=(\d+)-$/.exec(proxy.log.find((e) => e.path.endsWith(layer.digest))?.range ?? '')?.[1]);
+    expect(from).toBeGreaterThan(0);
+    expect(await readdir(partialDir)).toEqual([]);
+  });
+
+  it('drops a partial file that does not verify and downloads the blob again', async () => {
+    const layer = img.layers[1]!;
+    const store = await tempStore();
+    const partialDir = join(store.root, 'tmp', 'partial');
+    await mkdir(partialDir, { recursive: true });
+    await writeFile(join(partialDir, `${digestHex(layer.digest)}.partial`), Buffer.alloc(1000, 7));
+    await pull(parseReference(`${proxy.host}/faults/base:v1`), store, { ...fast, partialDir });
+    expect(await store.read(layer.digest)).toEqual(await img.store.read(layer.digest));
+    const gets = proxy.log.filter((e) => e.method === 'GET' && e.path.endsWith(layer.digest));
+    expect(gets.map((g) => g.range)).toEqual(['bytes=1000-', undefined]);
   });
 });
