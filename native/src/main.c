@@ -150,8 +150,8 @@ static int load_config(struct ctx *c, struct herr *err) {
     if (setns(fd, CLONE_NEWPID) < 0) { int e = errno; close(fd); return fail(err, "namespace", e, "joining the pid namespace %s", p); }
     close(fd);
   }
+  if (!has_mnt) return fail(err, "config", EINVAL, c->exec_mode ? "exec needs the container's mount namespace" : "linux.namespaces must include mount");
   if (!c->exec_mode) {
-    if (!has_mnt) return fail(err, "config", EINVAL, "linux.namespaces must include mount");
     const char *root = json_str(json_get(c->spec, "root"), "path", NULL);
     if (!root) return fail(err, "config", EINVAL, "root.path is missing");
     c->rootfs = realpath(root, NULL);

@@ -29,7 +29,7 @@ function collect(r: Readable | undefined): Promise<string> {
 async function probe(spec: Record<string, unknown>, opts: { init?: boolean; cgroup?: boolean; during?: (id: string) => Promise<void> } = {}) {
   bundle.writeSpec(spec);
   const id = `t${process.pid}-${++n}`;
-  const cgroup = opts.cgroup ? await createCgroupManager({ name: `tsbuild-test/${id}` }) : undefined;
+  const cgroup = opts.cgroup ? await createCgroupManager({ name: `tsbuild-test-${id}` }) : undefined;
   const c = await createContainer({
     id, bundle: bundle.dir, stateRoot, io: { stdin: 'null', stdout: 'pipe', stderr: 'pipe' }, ...(opts.init ? { init: true } : {}), ...(cgroup ? { cgroup } : {}),
   });
@@ -230,7 +230,7 @@ describe.skipIf(!!why)('native helper: real containers from a busybox bundle', (
 
     bundle.writeSpec(testSpec(['/bin/test-init', 'sleep', '30']));
     const id = `pause-${process.pid}`;
-    const cgroup = await createCgroupManager({ name: `tsbuild-test/${id}` });
+    const cgroup = await createCgroupManager({ name: `tsbuild-test-${id}` });
     const c = await createContainer({ id, bundle: bundle.dir, stateRoot, cgroup, io: { stdin: 'null', stdout: 'null', stderr: 'null' } });
     try {
       await c.start();

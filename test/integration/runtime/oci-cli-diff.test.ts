@@ -16,7 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_SECCOMP, makeBundle, nativeSkipReason, testSpec, type TestBundle } from '../../runtime/helper/bundle.js';
+import { DEFAULT_SECCOMP_PROFILE, profileToSpec } from '../../../runtime/seccomp/index.js';
+import { DEFAULT_CAPS, TEST_SECCOMP, makeBundle, nativeSkipReason, testSpec, type TestBundle } from '../../runtime/helper/bundle.js';
 
 const CLI = fileURLToPath(new URL('../../../dist/src/cli/main.js', import.meta.url));
 
@@ -82,24 +83,30 @@ describe.skipIf(!!why)('tsbuild runtime vs crun vs runc', () => {
     if (state) rmSync(state, { recursive: true, force: true });
   });
 
-  const cases: [string, () => Record<string, unknown>][] = [
-    ['default spec', () => testSpec(['/bin/test-init', 'hostname', 'id', 'caps', 'seccomp', 'fds', 'cwd', 'mounts'])],
+  const cases: [string, () => Record<string, unknown>, string][] = [
+    ['default spec', () => testSpec(['/bin/test-init', 'hostname', 'id', 'caps', 'seccomp', 'fds', 'cwd', 'mounts']), '/proc proc rw\n'],
     ['seccomp profile and a non-root user', () => {
       const s = testSpec(['/bin/test-init', 'hostname', 'id', 'caps', 'seccomp', 'syscall', 'keyctl', 'mounts']);
       (s.linux as Record<string, unknown>).seccomp = TEST_SECCOMP;
       (s.process as Record<string, unknown>).user = { uid: 1000, gid: 1000, additionalGids: [10, 20] };
       return s;
-    }],
+    }, 'keyctl EPERM\n'],
+    ['Docker default seccomp profile without no_new_privs', () => {
+      const s = testSpec(['/bin/test-init', 'caps', 'seccomp', 'syscall', 'keyctl', 'syscall', 'unshare-user', 'syscall', 'kexec_load', 'syscall', 'getpid']);
+      (s.linux as Record<string, unknown>).seccomp = profileToSpec(DEFAULT_SECCOMP_PROFILE, { capabilities: DEFAULT_CAPS });
+      (s.process as Record<string, unknown>).noNewPrivileges = false;
+      return s;
+    }, 'unshare-user EPERM\n'],
     ['bind mounts and read-write root', () => {
       const s = testSpec(['/bin/test-init', 'mounts', 'exit', '7'], 'differential');
       (s.root as Record<string, unknown>).readonly = false;
       (s.mounts as unknown[]).push({ destination: '/data', type: 'bind', source: join(bundle.dir, 'rootfs/etc'), options: ['rbind', 'ro'] });
       (s.mounts as unknown[]).push({ destination: '/scratch', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'size=1m'] });
       return s;
-    }],
+    }, '/scratch tmpfs rw\n'],
   ];
 
-  for (const [name, make] of cases) {
+  for (const [name, make, marker] of cases) {
     it(name, () => {
       bundle.writeSpec(make());
       const ours = runners.tsbuild!(`ts-${process.pid}-${++n}`);
@@ -113,7 +120,7 @@ describe.skipIf(!!why)('tsbuild runtime vs crun vs runc', () => {
         compared++;
       }
       if (compared === 0) console.warn('skip: no peer runtime could run containers here; only tsbuild ran');
-      expect(ours.stdout).toContain('/proc proc rw\n');
+      expect(ours.stdout).toContain(marker);
     });
   }
 });
