@@ -32,6 +32,8 @@ export class V1CgroupManager implements CgroupManager {
   private readonly byController: Map<string, V1Hierarchy>;
   private readonly dirs: V1Hierarchy[];
   private removed = false;
+  private created = false;
+  private applied: string | undefined;
 
   constructor(private readonly fs: CgroupFs, hierarchies: V1Hierarchy[]) {
     this.byController = new Map(hierarchies.map((h) => [h.controller, h]));
@@ -47,16 +49,23 @@ export class V1CgroupManager implements CgroupManager {
     return this.byController.get(c)?.dir;
   }
 
+  /** Idempotent: a second call (e.g. by the container lifecycle after the caller) does nothing. */
   async create(): Promise<void> {
+    if (this.created) return;
+    this.removed = false;
     for (const h of this.dirs) {
       await makeDirs(this.fs, h.base, h.dir);
       // Every level, not only the ones made here: a parent another process has just created may
       // not have its cpus/mems copied in yet.
       if (h.controller === 'cpuset') await inheritCpusetV1(this.fs, chainBelow(h.base, h.dir));
     }
+    this.created = true;
   }
 
+  /** Writes the limits; applying the same resources again is a no-op. */
   async apply(r: LinuxResources): Promise<void> {
+    const key = JSON.stringify(r);
+    if (key === this.applied) return;
     if (r.memory && (r.memory.limit !== undefined || r.memory.swap !== undefined || r.memory.reservation !== undefined)) await applyMemoryV1(this.fs, requireController(this.dir('memory'), 'memory'), r.memory);
     if (r.cpu) {
       const c = r.cpu;
@@ -68,6 +77,7 @@ export class V1CgroupManager implements CgroupManager {
     const dev = this.dir('devices');
     if (r.devices?.length && dev) await applyDevicesV1(this.fs, dev, r.devices);
     if (r.unified && Object.keys(r.unified).length) throw new RuntimeError('CGROUP_UNSUPPORTED', 'linux.resources.unified needs cgroup v2', { step: 'cgroup' });
+    this.applied = key;
   }
 
   async addProcess(pid: number): Promise<void> {
@@ -117,5 +127,7 @@ export class V1CgroupManager implements CgroupManager {
       await removeEmptyParents(this.fs, h.base, h.dir);
     }
     this.removed = true;
+    this.created = false;
+    this.applied = undefined;
   }
 }

@@ -18,6 +18,8 @@ const WANTED = ['cpu', 'cpuset', 'io', 'memory', 'pids'];
 export class V2CgroupManager implements CgroupManager {
   readonly version = 2 as const;
   private removed = false;
+  private created = false;
+  private applied: string | undefined;
   private controllers = new Set<string>();
 
   /** `base`: the existing directory our cgroup is created under; `dir`: ours. */
@@ -27,7 +29,10 @@ export class V2CgroupManager implements CgroupManager {
     return { unified: this.dir };
   }
 
+  /** Idempotent: a second call (e.g. by the container lifecycle after the caller) does nothing. */
   async create(): Promise<void> {
+    if (this.created) return;
+    this.removed = false;
     const made = await makeDirs(this.fs, this.base, this.dir);
     // Enable controllers top-down on every level above our leaf (the no-internal-processes rule
     // is why `base` is a sibling of the runtime's own cgroup, never the cgroup holding it).
@@ -39,13 +44,17 @@ export class V2CgroupManager implements CgroupManager {
       if (add.length) await setFile(this.fs, d, 'cgroup.subtree_control', add.map((c) => `+${c}`).join(' ')).catch(() => undefined);
     }
     this.controllers = new Set(((await readOptional(this.fs, this.dir, 'cgroup.controllers')) ?? '').split(/\s+/).filter(Boolean));
+    this.created = true;
   }
 
   private need(c: string): void {
     if (!this.controllers.has(c)) throw new RuntimeError('CGROUP_UNSUPPORTED', `cgroup v2 controller ${c} is not enabled for ${this.dir}`, { step: 'cgroup' });
   }
 
+  /** Writes the limits; applying the same resources again is a no-op. */
   async apply(r: LinuxResources): Promise<void> {
+    const key = JSON.stringify(r);
+    if (key === this.applied) return;
     if (r.memory && (r.memory.limit !== undefined || r.memory.swap !== undefined || r.memory.reservation !== undefined)) { this.need('memory'); await applyMemoryV2(this.fs, this.dir, r.memory); }
     if (r.cpu) {
       if (r.cpu.shares !== undefined || r.cpu.quota !== undefined || r.cpu.period !== undefined) { this.need('cpu'); await applyCpuV2(this.fs, this.dir, r.cpu); }
@@ -57,6 +66,7 @@ export class V2CgroupManager implements CgroupManager {
       if (k.includes('/') || k.startsWith('.')) throw new RuntimeError('INVALID_RESOURCE', `invalid unified cgroup key ${k}`);
       await setFile(this.fs, this.dir, k, v);
     }
+    this.applied = key;
   }
 
   async addProcess(pid: number): Promise<void> {
@@ -97,5 +107,7 @@ export class V2CgroupManager implements CgroupManager {
     await removeLeaf(this.fs, this.dir, killLeft);
     await removeEmptyParents(this.fs, this.base, this.dir);
     this.removed = true;
+    this.created = false;
+    this.applied = undefined;
   }
 }
