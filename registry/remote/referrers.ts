@@ -67,3 +67,30 @@ async function viaTag(repo: Repository, subject: Digest): Promise<Descriptor[]> 
 function filter(ms: readonly Descriptor[], artifactType: string | undefined): Descriptor[] {
   return artifactType ? ms.filter((m) => m.artifactType === artifactType) : [...ms];
 }
+
+/**
+ * Records `referrer` (a manifest whose `subject` is `subject`) in the referrers tag schema:
+ * reads the index tagged `sha256-<hex>` (or starts an empty one), adds the descriptor (with
+ * its artifactType and annotations) unless present, and puts it back. For registries without
+ * the referrers API (distribution 2.8); registries with it index `subject` on their own.
+ * Returns the new index descriptor. Not atomic: concurrent writers may lose an entry, as with
+ * every client of the tag schema.
+ */
+export async function addReferrerToTag(ref: Reference, subject: Digest, referrer: Descriptor, opts: RemoteOptions = {}): Promise<Descriptor> {
+  const repo = new Repository(ref, opts, ['pull', 'push']);
+  try {
+    const tag = referrersTag(subject);
+    let current: Descriptor[] = [];
+    try {
+      const m = await repo.getManifest(tag, 'updating referrers of');
+      current = [...parseIndex(m.bytes, `referrers tag of ${subject} in ${repo.name}`).manifests];
+    } catch (e) {
+      if (!(e instanceof RegistryError && (e.code === 'MANIFEST_UNKNOWN' || e.status === 404))) throw e;
+    }
+    if (!current.some((d) => d.digest === referrer.digest)) current.push(referrer);
+    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OciIndex, manifests: current }));
+    return await repo.putManifest(tag, bytes, MediaTypes.OciIndex);
+  } finally {
+    await repo.close();
+  }
+}
