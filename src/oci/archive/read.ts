@@ -222,10 +222,16 @@ async function fromIndexJson(
       if (!names.length || typeof item.Config !== 'string') continue;
       const cfg = members.get(normalise(item.Config));
       if (cfg?.kind !== 'blob') continue;
+      const known = new Set(entries.flatMap((e) => e.names));
+      const missing = names.filter((n) => !known.has(n));
+      if (!missing.length) continue;
       for (const e of entries) {
         if (!isImageManifest(e.descriptor.mediaType)) continue;
         const m = parseJson<ImageManifest>(await dst.read(e.descriptor.digest, MAX_MANIFEST_BYTES), `manifest ${e.descriptor.digest}`);
-        if (m.config?.digest === cfg.digest) for (const n of names) if (!e.names.includes(n)) e.names.push(n);
+        if (m.config?.digest === cfg.digest) {
+          e.names.push(...missing);
+          break;
+        }
       }
     }
     return { format: 'docker-archive', images: entries };
