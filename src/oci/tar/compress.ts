@@ -21,8 +21,10 @@ export const DEFAULT_GZIP_LEVEL = 6;
  * How compression runs:
  * - zstd: `zstd` CLI (multithreaded, -T0) when on PATH, else zstd-napi in a worker thread
  *   (zstd-napi's streams compress synchronously and would block the event loop).
- * - gzip: node:zlib on the libuv thread pool; `pigz` is used only when chosen explicitly via
- *   {@link setCompressionBackend} (measured slower for a 2-core machine end to end; see README).
+ * - gzip: `pigz -n` (parallel, no name/time in the header) when on PATH, else node:zlib on the
+ *   libuv thread pool (never blocks the event loop).
+ * `'builtin'` forces the in-process implementations, `'external'`/`'auto'` prefer the CLIs.
+ * The environment variable TSBUILD_COMPRESSOR sets the initial value.
  * NOTE: compressed bytes, hence blob digests, depend on the backend and library version; the
  * diffId (uncompressed digest) never does.
  */
@@ -207,7 +209,7 @@ export function compressStream(c: Compression, level?: number): Duplex {
       return new PassThrough({ highWaterMark: 1 << 20 });
     case 'gzip': {
       const l = level ?? DEFAULT_GZIP_LEVEL;
-      const pigz = backend === 'external' ? findTool('pigz') : undefined;
+      const pigz = backend !== 'builtin' ? findTool('pigz') : undefined;
       if (pigz) return new ProcessDuplex(pigz, [`-${l}`, '-n', '-c'], 'gzip compression');
       return createGzip({ level: l, chunkSize: 256 << 10 });
     }

@@ -126,6 +126,20 @@ async function remove(ctx: Ctx, abs: string): Promise<void> {
   }
 }
 
+/** Removes everything under `dir` that this layer did not put there (opaque directories). */
+async function clearLower(ctx: Ctx, dir: string): Promise<void> {
+  for (const ent of await readdir(dir, { withFileTypes: true })) {
+    const abs = `${dir}/${ent.name}`;
+    if (!ctx.touched.has(abs)) await remove(ctx, abs);
+    else if (ent.isDirectory()) await clearLower(ctx, abs);
+  }
+}
+
+/** fs times: Node turns negative numbers into "now", so pre-1970 times go in as Dates. */
+function fsTime(t: number): number | Date {
+  return t >= 0 ? t : new Date(t * 1000);
+}
+
 async function setXattrs(abs: string, e: TarEntry): Promise<void> {
   if (!e.xattrs) return;
   for (const [name, value] of e.xattrs) {
@@ -150,7 +164,7 @@ async function applyMeta(ctx: Ctx, abs: string, e: TarEntry): Promise<void> {
   }
   if (e.type !== 'symlink') await chmod(abs, e.mode); // after chown, which clears setuid/setgid
   await setXattrs(abs, e); // after chown, which clears security.capability
-  await lutimes(abs, e.mtime, e.mtime);
+  await lutimes(abs, fsTime(e.mtime), fsTime(e.mtime));
 }
 
 async function writeFile(abs: string, e: TarEntry, body: Readable): Promise<void> {
@@ -184,10 +198,7 @@ async function extractEntry(ctx: Ctx, e: TarEntry, body: Readable): Promise<void
       if (ctx.opts.whiteouts === 'overlay') {
         lsetxattr(parent, OVERLAY_OPAQUE_XATTR, Buffer.from('y'));
       } else {
-        for (const child of await readdir(parent)) {
-          const abs = `${parent}/${child}`;
-          if (!ctx.touched.has(abs)) await remove(ctx, abs);
-        }
+        await clearLower(ctx, parent);
       }
       return;
     }
@@ -286,7 +297,7 @@ export async function extractLayer(tar: Readable, target: string, opts?: Extract
     for (let i = ctx.deferred.length - 1; i >= 0; i--) {
       const d = ctx.deferred[i]!;
       await chmod(d.abs, d.mode);
-      await utimes(d.abs, d.mtime, d.mtime);
+      await utimes(d.abs, fsTime(d.mtime), fsTime(d.mtime));
     }
   } catch (err) {
     if (o.signal?.aborted && err === o.signal.reason) throw err;
