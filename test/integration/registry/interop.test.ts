@@ -81,7 +81,9 @@ describe.skipIf(!!base)('interop with skopeo and podman', () => {
     await push(parseReference(`${reg.host}/interop/podman:v1`), { store: img.store, descriptor: img.manifest });
     const root = await temp('tsbuild-podman-root-');
     const runroot = await temp('tsbuild-podman-run-');
-    const podman = ['--root', root, '--runroot', runroot, '--storage-driver', 'vfs'];
+    const state = await temp('tsbuild-podman-tmp-');
+    // everything podman keeps goes into temp dirs removed afterwards
+    const podman = ['--root', root, '--runroot', runroot, '--tmpdir', state, '--events-backend', 'none', '--storage-driver', 'vfs'];
     try {
       await exec('podman', [...podman, 'pull', '--tls-verify=false', `${reg.host}/interop/podman:v1`], { timeout: 60_000 });
       const { stdout } = await exec('podman', [...podman, 'image', 'inspect', '--format', '{{.Digest}}', `${reg.host}/interop/podman:v1`]);
