@@ -637,7 +637,7 @@ export function dumpNode(n: Node): string {
   if (n.flags.length > 0) s += ' [' + n.flags.map(goQuoteExact).join(' ') + ']';
   if (n.sub) s += ' (' + dumpNode(n.sub) + ')';
   for (const a of n.args) s += ' ' + goQuoteExact(a);
-  return s.trim();
+  return trimSpace(s);
 }
 
 /** Go strconv.Quote. */
