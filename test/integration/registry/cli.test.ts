@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -85,5 +85,23 @@ describe.skipIf(!!why)('tsbuild pull/push/login/logout/copy CLI', () => {
     const c2 = await tsbuildOk(['copy', '-q', `oci:${layout}:v1`, 'copied/app:v1'], { root, env: env() });
     expect(c2.stdout.trim()).toBe(img.manifest.digest);
     expect((await (await ImageStore.open(root)).resolve('copied/app:v1')).descriptor.digest).toBe(img.manifest.digest);
+  });
+
+  it('talks TLS with --cert-dir, or with --tls-verify=false, and refuses an unknown CA', async () => {
+    const tls = await startRegistry({ tls: true });
+    try {
+      const certDir = await mkdtemp(join(tmpdir(), 'tsbuild-certs-'));
+      dirs.push(certDir);
+      await writeFile(join(certDir, 'ca.crt'), tls.caCert!);
+      const r = await tsbuildOk(['push', '-q', '--cert-dir', certDir, 'local/app:v1', `${tls.host}/cli/tls:v1`], { root, env: env() });
+      expect(r.stdout.trim()).toBe(img.manifest.digest);
+      const bad = await runTsbuild(['pull', '-q', `${tls.host}/cli/tls:v1`], { root, env: env() });
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toMatch(/certificate/);
+      const ok = await tsbuildOk(['pull', '-q', '--tls-verify=false', `${tls.host}/cli/tls:v1`], { root, env: env() });
+      expect(ok.stdout).toBe(`${tls.host}/cli/tls:v1\n`);
+    } finally {
+      await tls.stop();
+    }
   });
 });

@@ -74,8 +74,11 @@ describe.skipIf(!!why)('push/pull against docker-registry (open)', () => {
     expect(await layers[0]!.diffId()).toBe(img.diffIds[0]);
 
     const dest = parseReference(`${reg.host}/other/copy@${img.manifest.digest}`);
-    const d = await push(dest, remote, { mountFrom: ['demo/app'] });
+    const events: { digest: string; mounted?: boolean; skipped?: boolean }[] = [];
+    const d = await push(dest, remote, { mountFrom: ['demo/app'], onProgress: (e) => events.push(e) });
     expect(d.digest).toBe(img.manifest.digest);
+    // every blob was mounted from demo/app, none uploaded
+    expect(events.filter((e) => e.mounted).map((e) => e.digest).sort()).toEqual([img.config.digest, ...img.layers.map((l) => l.digest)].sort());
     expect((await remoteHead(dest)).digest).toBe(img.manifest.digest);
   });
 
