@@ -5,8 +5,7 @@
  * diff ids, lookups, decompression) is done here once, lazily, with promises cached so
  * concurrent callers share one fetch.
  */
-import { PassThrough, type Duplex, type Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
+import type { Duplex, Readable } from 'node:stream';
 import { ContentError } from '../util/errors.js';
 import { parseJsonBytes } from '../util/json.js';
 import { pipeInto, readableFrom } from '../util/streams.js';
@@ -16,6 +15,7 @@ import { DigestingStream, sha256, type Digest } from './digest.js';
 import type { Image, ImageIndex, Layer } from './image.js';
 import type { ImageManifest, IndexManifest } from './manifest.js';
 import { layerCompression, type Compression, type MediaType } from './media-types.js';
+import { decompressStream } from './tar/compress.js';
 import { validateConfig, validateIndex, validateManifest } from './validate.js';
 
 /**
@@ -74,19 +74,14 @@ export function lazy<T>(f: () => Promise<T>): () => Promise<T> {
 }
 
 /**
- * A decompressor for `c`. gzip and none are handled with node:zlib; zstd throws ContentError
- * UNSUPPORTED_MEDIA_TYPE here.
+ * A new decompressing Duplex for `c` ('none' passes through): the tar module's
+ * decompressStream (gzip via node:zlib, zstd off the main thread). Throws ContentError
+ * UNSUPPORTED_MEDIA_TYPE for an unknown compression.
  */
-// TODO(oci-model): route through src/oci/tar decompressStream (zstd) once it lands.
+// NOTE(oci-model): imported from tar/compress.js, not tar/index.js, so that reading an image does
+// not load the extraction code and its native bindings.
 export function decompressor(c: Compression): Duplex {
-  switch (c) {
-    case 'gzip':
-      return createGunzip();
-    case 'none':
-      return new PassThrough();
-    default:
-      throw new ContentError('UNSUPPORTED_MEDIA_TYPE', `decompressing ${c} layers is not supported by this build`);
-  }
+  return decompressStream(c);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
@@ -102,6 +103,19 @@ describe('layerFromCore', () => {
     const b = memBlob('none');
     const l = layerFromCore(memLayerCore(b), b.diffId);
     expect((await readAll(await l.uncompressed())).equals(b.tar)).toBe(true);
+  });
+
+  const noZstd = spawnSync('sh', ['-c', 'command -v zstd']).status !== 0 ? 'zstd CLI not installed' : '';
+  if (noZstd) console.warn('skip: ' + noZstd);
+  it.skipIf(!!noZstd)('decompresses zstd layers made by the zstd CLI', async () => {
+    const tar = randomBytes(200_000);
+    const z = spawnSync('zstd', ['-q', '-c', '-3'], { input: tar, maxBuffer: 1 << 24 });
+    expect(z.status).toBe(0);
+    const b: MemBlob = { tar, blob: z.stdout, digest: sha256(z.stdout), diffId: sha256(tar), mediaType: MediaTypes.OciLayerZstd };
+    const l = layerFromCore(memLayerCore(b), b.diffId);
+    expect((await readAll(await l.uncompressed())).equals(tar)).toBe(true);
+    const bad = layerFromCore(memLayerCore(b), sha256(''));
+    await rejects(readAll(await bad.uncompressed()), 'DIGEST_MISMATCH');
   });
 
   it('uses the core descriptor when it has one', async () => {
