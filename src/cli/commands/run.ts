@@ -61,7 +61,7 @@ interface Flags {
   rm?: boolean; detach?: boolean; interactive?: boolean; tty?: boolean;
   env?: string[]; envFile?: string[]; workdir?: string; user?: string; entrypoint?: string; name?: string; hostname?: string;
   volume?: string[]; tmpfs?: string[]; readOnly?: boolean; memory?: string; memorySwap?: string; cpus?: string; pidsLimit?: string;
-  network: string; capAdd?: string[]; capDrop?: string[]; securityOpt?: string[]; privileged?: boolean; init?: boolean;
+  network: string; cgroupParent?: string; capAdd?: string[]; capDrop?: string[]; securityOpt?: string[]; privileged?: boolean; init?: boolean;
 }
 
 /** Turns parsed flags into RunOptions (everything but io and callbacks). Throws UsageError. */
@@ -112,6 +112,7 @@ export function runOptionsFromFlags(root: string, image: string, cmd: string[], 
     network: f.network as 'none' | 'host',
     seccomp, noNewPrivileges,
     init: !!f.init, rm: !!f.rm, detach: !!f.detach,
+    ...(f.cgroupParent ? { cgroupParent: f.cgroupParent } : {}),
   };
 }
 
@@ -151,6 +152,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('--cpus <n>', 'number of CPUs (CFS quota)')
     .option('--pids-limit <n>', 'maximum number of processes')
     .option('--network <mode>', 'none (default) or host; bridge is not implemented yet', 'none')
+    .option('--cgroup-parent <path>', "parent of the container's cgroup, relative to tsbuild's own (default: tsbuild)")
     .option('--cap-add <cap>', 'add a capability (repeatable)', collect)
     .option('--cap-drop <cap>', 'drop a capability (repeatable)', collect)
     .option('--security-opt <opt>', 'seccomp=unconfined|FILE, no-new-privileges (repeatable)', collect)
