@@ -169,6 +169,33 @@ describe.skipIf(!!why)('tsbuild run (library) with a busybox image', () => {
     }
   });
 
+  it('a seccomp profile file, --cap-drop, --privileged (capabilities outside the host bounding set dropped with a warning), --init reaps zombies', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tsbuild-seccomp-'));
+    try {
+      writeFileSync(join(dir, 'p.json'), JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 }] }));
+      const sc = await runCaptured({ cmd: ['sh', '-c', 'mkdir /tmp/x || echo denied; echo ok > /tmp/y && cat /tmp/y'], seccomp: { file: join(dir, 'p.json') } });
+      expect(sc.out).toBe('denied\nok\n');
+      expect(sc.err).toMatch(/Permission denied/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const chown = await runCaptured({ cmd: ['sh', '-c', 'touch /tmp/f && chown 1 /tmp/f && echo chowned'] });
+    expect(chown.out).toBe('chowned\n');
+    const dropped = await runCaptured({ cmd: ['sh', '-c', 'touch /tmp/f && chown 1 /tmp/f || echo refused'], capDrop: ['CHOWN'] });
+    expect(dropped.out).toBe('refused\n');
+    const warnings: string[] = [];
+    const priv = await runCaptured({ cmd: ['/probe', 'syscall', 'mount', 'seccomp'], privileged: true, logger: { debug() {}, info() {}, warn: (w) => warnings.push(w) } });
+    expect(priv.out).toContain('mount OK\n');
+    expect(priv.out).toMatch(/Seccomp:\s+0/);
+    const bnd = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]!;
+    if (BigInt(`0x${bnd}`) !== (1n << 41n) - 1n) expect(warnings.join('\n')).toMatch(/capabilities not in the host bounding set were dropped/);
+    const noInit = await runCaptured({ cmd: ['/probe', 'zombies'] });
+    expect(noInit.out).toBe('zombies 1\n');
+    const init = await runCaptured({ cmd: ['/probe', 'zombies'], init: true });
+    expect(init.out).toBe('zombies 0\n');
+    expect(leftovers()).toEqual([]);
+  });
+
   it('bad input fails naming the object and leaves nothing behind', async () => {
     await expect(runCaptured({ image: 'localhost/runtest/missing:1' })).rejects.toThrow(/unable to find image localhost\/runtest\/missing:1/);
     await expect(runCaptured({ image: 'localhost/runtest/nocmd:latest' })).rejects.toThrow(/no command specified/);
