@@ -92,3 +92,27 @@ describe('ShellLex', () => {
     expect(() => new ShellLex().processWord('${X:?gone}', envFrom({}))).toThrow('failed to process "${X:?gone}": X: gone');
   });
 });
+
+describe('ShellLex properties', () => {
+  it('leaves words without quotes, escapes, $ and << unchanged and splits them on white space', async () => {
+    const fc = await import('fast-check');
+    const plain = fc.string({ unit: fc.constantFrom('a', 'b', 'Z', '0', '/', '.', '-', '_', ':', '=', ' ', '\t', 'é', '中'), maxLength: 40 });
+    fc.assert(
+      fc.property(plain, (s) => {
+        const lex = new ShellLex();
+        expect(lex.processWord(s, envFrom({})).result).toBe(s);
+        expect(lex.processWords(s, envFrom({}))).toEqual(s.split(/[ \t]+/).filter(Boolean));
+      }),
+    );
+  });
+  it('expands a set variable inside double quotes to exactly its value', async () => {
+    const fc = await import('fast-check');
+    fc.assert(
+      fc.property(fc.string({ maxLength: 30 }), (v) => {
+        const lex = new ShellLex();
+        expect(lex.processWord('"${V}"', envFrom({ V: v })).result).toBe(v);
+        expect(lex.processWords('"$V"', envFrom({ V: v }))).toEqual(v === '' ? [] : [v]);
+      }),
+    );
+  });
+});
