@@ -209,6 +209,7 @@ async function extractEntry(ctx: Ctx, e: TarEntry, body: Readable): Promise<void
     await remove(ctx, abs);
     if (ctx.opts.whiteouts === 'overlay') {
       mknod(abs, S_IFCHR, 0, 0, 0);
+      await lutimes(abs, fsTime(e.mtime), fsTime(e.mtime));
       touch(ctx, abs);
     }
     return;
