@@ -90,7 +90,16 @@ export function entriesOf(index: IndexManifest): LayoutEntry[] {
         /* not a reference */
       }
     };
-    add(full);
+    if (full && refName && !/[/:]/.test(refName)) {
+      // Tools that derive a new image (umoci repack) copy the annotations and set only a new
+      // ref.name: the tag in ref.name wins over a stale containerd name.
+      try {
+        const r = parseReference(full);
+        add(formatReference({ registry: r.registry, repository: r.repository, tag: refName }));
+      } catch {
+        /* malformed containerd name: ignore it */
+      }
+    } else add(full);
     if (names.length === 0 && refName && /[/:]/.test(refName)) add(refName);
     return refName ? { descriptor, names, refName } : { descriptor, names };
   });
