@@ -85,6 +85,8 @@ export class BuildContext {
   }
 
   /**
+   * NOTE: entries named `.wh.*` are unpacked through the layer extractor in
+   * overlay form, so a context tar should not contain such names.
    * Unpacks a context tar stream (`tsbuild build -`; plain or gzip) into a
    * private temp directory under `tmpParent` (default the OS temp dir). The
    * caller MUST call {@link close} to remove it.
@@ -287,7 +289,7 @@ export class BuildContext {
 
   /**
    * Content hash of selected sources for cache keys: sha256 over, per entry
-   * in path order, its path relative to the source root, type, mode, uid,
+   * in path order, its path relative to the context root, type, mode, uid,
    * gid, link target and the sha256 of file content. Never mtime, so a
    * touched but unchanged file keeps its hash. Reads only the selected files.
    */
