@@ -50,7 +50,7 @@ const rmOut = (k: string) => async (ctx: CaseContext): Promise<void> => rm(v(ctx
 export const CASES: readonly BenchCase[] = [
   {
     name: 'save-debian',
-    description: 'write the Debian image from the local store as a docker-archive tarball',
+    description: 'write the Debian image from the local store as a docker-archive tarball (tsbuild writes the stored gzip layer as is; skopeo\'s docker-archive writes it uncompressed, as docker save does)',
     setup: async (ctx) => {
       ctx.vars.set('out-t', join(ctx.work, 'save-tsbuild.tar'));
       ctx.vars.set('out-p', join(ctx.work, 'save-skopeo.tar'));
@@ -73,7 +73,7 @@ export const CASES: readonly BenchCase[] = [
   },
   {
     name: 'load-debian',
-    description: 'read a docker-archive tarball of the Debian image into a fresh local store',
+    description: 'read a docker-archive tarball of the Debian image (written by tsbuild save) into a fresh tsbuild store / a fresh OCI layout',
     setup: async (ctx) => {
       ctx.vars.set('dst-t', join(ctx.work, 'load-store'));
       ctx.vars.set('dst-p', join(ctx.work, 'load-oci'));

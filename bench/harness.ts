@@ -76,7 +76,7 @@ export interface SideResult {
 
 /** The outcome of one case: measured, skipped with a reason, or failed with the error. */
 export type CaseResult =
-  | { readonly name: string; readonly status: 'ok'; readonly tsbuild: SideResult; readonly peer: SideResult; readonly ratio: number }
+  | { readonly name: string; readonly status: 'ok'; readonly description: string; readonly tsbuild: SideResult; readonly peer: SideResult; readonly ratio: number }
   | { readonly name: string; readonly status: 'skipped' | 'failed'; readonly reason: string };
 
 /** Runs a step through measure.js and returns its measurement. */
@@ -97,9 +97,13 @@ export function measure(step: Step): Promise<Measurement> {
   });
 }
 
-/** The command line of a step, shortened for tables (repo paths relative, long args elided). */
-export function describe(step: Step): string {
-  const words = [step.cmd, ...step.args].map((w) => w.replace(REPO_ROOT, '').replace(/^.*\/(dist\/)/, '$1').replace(/^\/tmp\/[^/]+\//, ''));
+/** The command line of a step, shortened for tables: paths relative to the case's work dir or the repo. */
+export function describe(step: Step, work?: string): string {
+  const words = [step.cmd, ...step.args].map((w) => {
+    let x = work ? w.split(`${work}/`).join('') : w;
+    x = x.split(REPO_ROOT).join('');
+    return x;
+  });
   if (words[0] === process.execPath) words[0] = 'node';
   let s = words.join(' ');
   if (step.stdin) s += ' < in';
@@ -144,7 +148,7 @@ async function once(side: Side, ctx: CaseContext): Promise<Measurement> {
   await side.prepare?.(ctx);
   const step = side.step(ctx);
   const m = await measure(step);
-  if (m.code !== 0) throw new Error(`${side.tool}: ${describe(step)} exited ${m.code}: ${m.stderrTail}`);
+  if (m.code !== 0) throw new Error(`${side.tool}: ${describe(step, ctx.work)} exited ${m.code}: ${m.stderrTail}`);
   return m;
 }
 
@@ -153,7 +157,7 @@ function summarise(side: Side, ctx: CaseContext, ms: readonly Measurement[]): Si
   const out = side.output ? side.output(ctx) : step.stdout;
   return {
     tool: side.tool,
-    command: describe(step),
+    command: describe(step, ctx.work),
     medianMs: median(ms.map((m) => m.wallMs)),
     minMs: Math.min(...ms.map((m) => m.wallMs)),
     maxMs: Math.max(...ms.map((m) => m.wallMs)),
@@ -201,7 +205,7 @@ export async function runCases(cases: readonly BenchCase[], opts: HarnessOptions
       }
       const ts = summarise(c.tsbuild, ctx, t);
       const peer = summarise(c.peer, ctx, p);
-      results.push({ name: c.name, status: 'ok', tsbuild: ts, peer, ratio: ts.medianMs / peer.medianMs });
+      results.push({ name: c.name, status: 'ok', description: c.description, tsbuild: ts, peer, ratio: ts.medianMs / peer.medianMs });
     } catch (e) {
       const reason = (e as Error).message;
       opts.log(`FAILED ${c.name}: ${reason}`);
@@ -239,9 +243,10 @@ export function toMarkdown(results: readonly CaseResult[], opts: { runs: number;
       lines.push(`| ${r.name} | ${s.tool} | \`${s.command.replace(/\|/g, '\\|')}\` | ${fmtMs(s.medianMs)} | ${fmtMs(s.minMs)}–${fmtMs(s.maxMs)} | ${fmtMs(s.medianCpuMs)} | ${(s.peakRssKiB / 1024).toFixed(0)} MiB | ${fmtBytes(s.outputBytes)} | ${ratio} |`);
     }
   }
+  lines.push('');
+  for (const r of results) if (r.status === 'ok') lines.push(`- ${r.name}: ${r.description}`);
   const other = results.filter((r) => r.status !== 'ok');
   if (other.length) {
-    lines.push('');
     for (const r of other) lines.push(`- ${r.name}: ${r.status}: ${r.reason.split('\n')[0]}`);
   }
   lines.push('');
