@@ -1,2 +1,3 @@
 export * from './stages.js';
 export * from './resolve.js';
+export * from './convert.js';

@@ -229,3 +229,24 @@ describe('resolved steps', () => {
     expectError(() => build('FROM busybox\nWORKDIR ${NOPE:?must be set}\n'), 'Dockerfile:2:1: failed to process "${NOPE:?must be set}": NOPE: must be set');
   });
 });
+
+describe('convertDockerfile', () => {
+  it('resolves each external base once per platform and merges warnings', async () => {
+    const { convertDockerfile } = await import('../../../builder/convert/index.js');
+    const asked: string[] = [];
+    const res = await convertDockerfile(
+      '# syntax=docker/dockerfile:1\nFROM busybox AS a\nFROM busybox AS b\nFROM --platform=linux/amd64 busybox AS c\nFROM scratch\nCOPY --from=a / /\nCOPY --from=b / /\nCOPY --from=c / /\n',
+      { targetPlatform: arm64, buildPlatform: amd64, buildArgs: { NOPE: '1' } },
+      async (ref, p) => {
+        asked.push(`${ref} ${p.architecture}`);
+        return images[ref]!;
+      },
+    );
+    expect(asked.sort()).toEqual(['busybox amd64', 'busybox arm64']);
+    expect(res.build.target.index).toBe(3);
+    expect(res.warnings.map((w) => w.short)).toEqual([
+      'syntax directive "docker/dockerfile:1" ignored: external frontends are not loaded, the built-in Dockerfile frontend is used',
+      'one or more build-args [NOPE] were not consumed',
+    ]);
+  });
+});
