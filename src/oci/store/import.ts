@@ -31,6 +31,8 @@ export interface ImportOptions {
  * pass; config and OCI manifest follow. Returns the manifest descriptor; nothing is tagged.
  */
 export async function importRootfs(store: ImageStore, source: string, opts: ImportOptions = {}): Promise<Descriptor> {
+  // Changes are checked before anything is written.
+  const containerConfig = applyChanges({}, opts.changes ?? []);
   let st;
   try {
     st = await stat(source);
@@ -52,7 +54,7 @@ export async function importRootfs(store: ImageStore, source: string, opts: Impo
     architecture: platform.architecture,
     os: platform.os,
     ...(platform.variant ? { variant: platform.variant } : {}),
-    config: applyChanges({}, opts.changes ?? []),
+    config: containerConfig,
     rootfs: { type: 'layers', diff_ids: [layer.diffId] },
     history: [{ created, created_by: 'tsbuild import', comment: opts.message ?? `Imported from ${st.isDirectory() ? 'directory' : 'tar'}` }],
   };
