@@ -2,8 +2,8 @@ import { formatPlatform, type Platform } from '../../src/oci/platform.js';
 import { DockerfileError, suggest, withLocation, type SourceLocation } from '../dockerfile/errors.js';
 import type { ArgInstruction, Stage } from '../dockerfile/instructions.js';
 import type { ParsedDockerfile } from '../dockerfile/parse-instructions.js';
-import { parseMount } from '../dockerfile/parse-instructions.js';
-import type { Warning } from '../dockerfile/parser.js';
+import { parseInstruction, parseMount } from '../dockerfile/parse-instructions.js';
+import { parseDockerfile, type Warning } from '../dockerfile/parser.js';
 import { envFrom, ShellLex, type EnvGetter } from '../dockerfile/shell-lex.js';
 
 /** Inputs of {@link planStages}. */
@@ -244,6 +244,26 @@ export function planStages(df: ParsedDockerfile, opts: PlanOptions): StageGraph 
           p.deps.push({ via: 'mount', source: idx !== undefined ? { kind: 'stage', index: idx } : { kind: 'image', ref: m.from }, location: loc });
         }
       }
+    }
+  }
+
+  // === ONBUILD triggers of a parent stage run in the child: their COPY --from are the child's dependencies
+  for (const p of planned) {
+    if (p.base.kind !== 'stage') continue;
+    const loc = at(p.stage.from.location);
+    for (const ins of planned[p.base.index]!.stage.instructions) {
+      if (ins.kind !== 'ONBUILD') continue;
+      let trigger;
+      try {
+        const node = parseDockerfile(ins.expression, { file }).ast.children[0]!;
+        trigger = parseInstruction(node, loc);
+      } catch (e) {
+        throw withLocation(e instanceof DockerfileError && e.location ? new DockerfileError(e.code, e.detail, { cause: e }) : e, loc);
+      }
+      if (trigger.kind !== 'COPY' || trigger.from === '') continue;
+      const idx = /^[+-]?[0-9]+$/.test(trigger.from) ? Number.parseInt(trigger.from, 10) : byName.get(trigger.from.toLowerCase());
+      if (idx !== undefined && (idx < 0 || idx >= planned.length)) throw new DockerfileError('UNKNOWN_STAGE', `invalid stage index ${idx}`, { location: loc });
+      p.deps.push({ via: 'copy', source: idx !== undefined ? { kind: 'stage', index: idx } : { kind: 'image', ref: trigger.from }, location: loc });
     }
   }
 

@@ -250,3 +250,17 @@ describe('convertDockerfile', () => {
     ]);
   });
 });
+
+describe('ONBUILD triggers of a parent stage', () => {
+  it('make COPY --from in a trigger a dependency of the child stage and run first', () => {
+    const { g, r } = build('FROM busybox AS assets\nFROM busybox AS tmpl\nONBUILD COPY --from=assets /etc/hosts /h\nFROM tmpl\nRUN true\n');
+    expect(g.stages[2]!.deps.map((d) => [d.via, d.source])).toEqual([
+      ['from', { kind: 'stage', index: 1 }],
+      ['copy', { kind: 'stage', index: 0 }],
+    ]);
+    expect(g.order).toEqual([1, 0, 2]);
+    const first = r.target.steps[0] as CopyStep;
+    expect(first).toMatchObject({ kind: 'COPY', onbuild: true, from: { kind: 'stage', index: 0 }, dest: '/h' });
+    expect(r.target.config.OnBuild).toBeNull();
+  });
+});
