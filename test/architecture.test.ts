@@ -191,4 +191,15 @@ describe('lazy command loading', () => {
     expect(urls.filter((u) => HEAVY.test(u))).toEqual([]);
     expect(urls.filter((u) => u.startsWith('dist/src/cli/commands/') && !/\/(index|version)\.js$/.test(u))).toEqual([]);
   });
+
+  it.skipIf(skipUnless(why))('local image commands load neither builder, registry nor runtime', async () => {
+    const index = readFileSync(join(REPO_ROOT, 'src/cli/commands/index.ts'), 'utf8');
+    const local = ['images', 'inspect', 'save', 'load', 'import', 'rmi', 'tag'].filter((c) => index.includes(`name: '${c}'`));
+    for (const c of local) {
+      const { code, urls } = await resolvedBy([c, '--help']);
+      expect(code, `tsbuild ${c} --help`).toBe(0);
+      expect(urls, c).toContain(`dist/src/cli/commands/${c}.js`);
+      expect(urls.filter((u) => /^dist\/(builder|registry|runtime)\//.test(u)), c).toEqual([]);
+    }
+  });
 });
