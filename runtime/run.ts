@@ -64,6 +64,9 @@ export interface RunResult {
   signal?: string;
 }
 
+/** /etc/hosts of a container without host networking (Docker's defaults). */
+const DEFAULT_HOSTS = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n';
+
 async function exists(p: string): Promise<boolean> {
   return fsp.access(p, fsConstants.F_OK).then(() => true, () => false);
 }
@@ -155,6 +158,14 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
     const rootfs: PreparedRootfs = await prepareRootfs(new SnapshotStore(opts.root), image, containerDir, opts.signal);
     cleanups.push(() => rootfs.cleanup());
 
+    // === /etc/hosts, /etc/hostname, /etc/resolv.conf (Docker writes them per container)
+    const hostname = opts.hostname ?? id.slice(0, 12);
+    const etcFiles = { hosts: join(containerDir, 'hosts'), hostname: join(containerDir, 'hostname'), resolvConf: join(containerDir, 'resolv.conf') };
+    await fsp.writeFile(etcFiles.hostname, `${hostname}\n`);
+    const hostHosts = opts.network === 'host' ? await fsp.readFile('/etc/hosts', 'utf8').catch(() => undefined) : undefined;
+    await fsp.writeFile(etcFiles.hosts, hostHosts ?? DEFAULT_HOSTS);
+    await fsp.writeFile(etcFiles.resolvConf, await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
+
     // === spec
     const warnings: string[] = [];
     const hostCaps = await hostCapabilities();
@@ -169,7 +180,8 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
       ...(opts.env ? { env: opts.env } : {}),
       ...(opts.workdir ? { workdir: opts.workdir } : {}),
       ...(opts.user !== undefined ? { user: opts.user } : {}),
-      ...(opts.hostname ? { hostname: opts.hostname } : {}),
+      hostname,
+      etcFiles,
       readOnlyRootfs: !!opts.readOnly,
       binds: opts.binds ?? [],
       tmpfs: opts.tmpfs ?? [],

@@ -75,6 +75,8 @@ export interface SpecOptions {
   /** Kernel release, for `minKernel` conditions of the seccomp profile. */
   kernelRelease?: string;
   noNewPrivileges?: boolean;
+  /** Host files bind-mounted over /etc/hosts, /etc/hostname and /etc/resolv.conf, as Docker does. */
+  etcFiles?: { hosts?: string; hostname?: string; resolvConf?: string };
   /** `--init`: host path of a static init (tini/catatonit compatible `init -- cmd`), bind-mounted at /sbin/docker-init. */
   initPath?: string;
   terminal?: boolean;
@@ -239,6 +241,13 @@ export function specFromImage(config: ImageConfig, opts: SpecOptions): RuntimeSp
     user_mounts.push({ destination: INIT_PATH_IN_CONTAINER, type: 'bind', source: opts.initPath, options: ['bind', 'ro'] });
     args = [INIT_PATH_IN_CONTAINER, '--', ...args];
   }
+  // The per-container /etc files, unless the user mounts something there (Docker skips its own then).
+  const etc = opts.etcFiles ?? {};
+  const etcMounts: Mount[] = [];
+  for (const [dest, src] of [['/etc/resolv.conf', etc.resolvConf], ['/etc/hostname', etc.hostname], ['/etc/hosts', etc.hosts]] as const) {
+    if (src && !user_mounts.some((m) => m.destination === dest)) etcMounts.push({ destination: dest, type: 'bind', source: src, options: ['rbind', 'rprivate', opts.readOnlyRootfs ? 'ro' : 'rw'] });
+  }
+  user_mounts.unshift(...etcMounts);
   const userDests = new Set(user_mounts.map((m) => m.destination));
   const allMounts = [...mounts.filter((m) => !userDests.has(m.destination)), ...user_mounts];
 

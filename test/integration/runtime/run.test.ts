@@ -101,6 +101,10 @@ describe.skipIf(!!why)('tsbuild run (library) with a busybox image', () => {
     expect(r.out).toContain('cwd /tmp\n');
     expect(r.out).toMatch(/uid 1000 .*gid 1000/);
     expect(r.out).toContain('hostname box\n');
+    const etc = await runCaptured({ cmd: ['sh', '-c', 'cat /etc/hostname; grep -c localhost /etc/hosts; cat /etc/resolv.conf'], hostname: 'box' });
+    expect(etc.out).toBe(`box\n2\n${existsSync('/etc/resolv.conf') ? readFileSync('/etc/resolv.conf', 'utf8') : ''}`);
+    const hostNet = await runCaptured({ cmd: ['cat', '/etc/hosts'], network: 'host' });
+    expect(hostNet.out).toBe(readFileSync('/etc/hosts', 'utf8'));
   });
 
   it('resolves a user name from the image /etc/passwd and rejects an unknown one', async () => {

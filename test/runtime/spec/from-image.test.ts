@@ -43,6 +43,7 @@ const cases: Record<string, { config: ImageConfig; opts: Partial<SpecOptions> }>
     opts: { capAdd: ['sys_admin', 'CAP_NET_ADMIN', 'sys_resource'], capDrop: ['net_raw', 'MKNOD'], network: 'host', initPath: '/usr/bin/catatonit', noNewPrivileges: true, seccomp: 'unconfined', hostCapabilities: capabilitiesFromMask('000001fffeffffff') },
   },
   'caps-default-seccomp-sys-admin': { config: image({ Cmd: ['sh'] }), opts: { capAdd: ['SYS_ADMIN'] } },
+  'etc-files-readonly': { config: image({ Cmd: ['sh'] }), opts: { readOnlyRootfs: true, etcFiles: { hosts: '/c/hosts', hostname: '/c/hostname', resolvConf: '/c/resolv.conf' }, binds: [{ source: '/mine', destination: '/etc/hosts' }], seccomp: 'unconfined' } },
   'privileged': { config: image({ Cmd: ['sh'] }), opts: { privileged: true, hostCapabilities: capabilitiesFromMask('000001fffeffffff') } },
 };
 
