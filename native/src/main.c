@@ -296,8 +296,13 @@ int main(int argc, char **argv) {
   pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)flags | SIGCHLD, NULL, NULL, NULL, NULL);
   if (pid < 0) { fail(&err, "clone", errno, "clone (flags %#x)", flags); report(&err); return 1; }
   if (pid == 0) {
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    signal(SIGPIPE, SIG_DFL);
+    /* the container starts with default dispositions and an empty mask, whatever ours were
+     * (a caller in the background may have SIGINT ignored; ignored signals survive execve) */
+    for (int s = 1; s < NSIG; s++) if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    (void)old;
     close(sp[0]);
     close(sigfd);
     c.sync_fd = sp[1];

@@ -419,18 +419,35 @@ export async function listContainers(stateRoot: string): Promise<ContainerState[
 
 /**
  * create + start + wait + delete, without the exec fifo round trip. An abort kills the
- * container (SIGKILL); the state and the cgroup are removed in every case.
+ * container (SIGKILL); with `forwardSignals` this process's SIGINT/SIGTERM/SIGHUP are sent to
+ * the container (docker --sig-proxy). The state and the cgroup are removed in every case.
  */
-export async function runContainer(opts: CreateOptions & { signal?: AbortSignal }): Promise<{ exitCode: number; signal?: string }> {
+export async function runContainer(opts: CreateOptions & { signal?: AbortSignal; forwardSignals?: boolean }): Promise<{ exitCode: number; signal?: string }> {
   if (opts.signal?.aborted) throw new RuntimeError('INVALID_STATE', `running container ${opts.id} was aborted`, { cause: opts.signal.reason });
-  const c = await createInternal({ ...opts, detach: false }, false);
-  const onAbort = (): void => void c.kill('SIGKILL').catch(() => {});
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  // docker's --sig-proxy: SIGINT/SIGTERM/SIGHUP of this process go to the container instead;
+  // the handlers go in before create so a signal during setup is not lost (nor fatal to us)
+  const forwarded: NodeJS.Signals[] = opts.forwardSignals ? ['SIGINT', 'SIGTERM', 'SIGHUP'] : [];
+  const pending: NodeJS.Signals[] = [];
+  let c: ContainerImpl | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (c) void c.kill(sig).catch(() => {});
+    else pending.push(sig);
+  };
+  for (const sig of forwarded) process.on(sig, onSignal);
+  const onAbort = (): void => void c?.kill('SIGKILL').catch(() => {});
   try {
-    return await c.wait();
+    c = await createInternal({ ...opts, detach: false }, false);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    if (opts.signal?.aborted) onAbort();
+    for (const sig of pending) onSignal(sig);
+    try {
+      return await c.wait();
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+      await c.delete({ force: true });
+    }
   } finally {
-    opts.signal?.removeEventListener('abort', onAbort);
-    await c.delete({ force: true });
+    for (const sig of forwarded) process.off(sig, onSignal);
   }
 }
 

@@ -91,7 +91,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     const cgroup = o.cgroups ? await createCgroupManager({ name: cgroupName(id) }) : undefined;
     const ac = new AbortController();
     const r = await runContainer({
-      id, bundle: o.bundle, stateRoot: stateRootOf(c), logger: c.logger, signal: ac.signal,
+      id, bundle: o.bundle, stateRoot: stateRootOf(c), logger: c.logger, signal: ac.signal, forwardSignals: true,
       ...(cgroup ? { cgroup, cgroupName: cgroupName(id) } : {}), ...(o.pidFile ? { pidFile: o.pidFile } : {}), ...(o.init ? { init: true } : {}),
     });
     if (r.exitCode !== 0) throw new ExitStatus(r.exitCode);
