@@ -18,13 +18,15 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .action(async (source: string, name: string | undefined, opts: { change: string[]; message?: string; platform?: string }) => {
       const c = ctx();
       const store = await ImageStore.open(c.root, { logger: c.logger });
-      const desc = await importRootfs(store, source, {
-        changes: opts.change,
-        ...(opts.message !== undefined ? { message: opts.message } : {}),
-        ...(opts.platform ? { platform: parsePlatform(opts.platform) } : {}),
+      const rec = await store.withLease(async () => {
+        const desc = await importRootfs(store, source, {
+          changes: opts.change,
+          ...(opts.message !== undefined ? { message: opts.message } : {}),
+          ...(opts.platform ? { platform: parsePlatform(opts.platform) } : {}),
+        });
+        if (name) await store.tag(name, desc);
+        return name ? store.resolve(name) : store.addUntagged(desc);
       });
-      if (name) await store.tag(name, desc);
-      const rec = name ? await store.resolve(name) : await store.addUntagged(desc);
       c.stdout.write(`${rec.id}\n`);
     });
 }

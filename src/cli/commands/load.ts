@@ -17,18 +17,20 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       const c = ctx();
       if (!opts.input) throw new UsageError('INVALID_ARGUMENT', 'load needs -i FILE|DIR');
       const store = await ImageStore.open(c.root, { logger: c.logger });
-      const res = await readArchivePath(opts.input, store.content);
-      c.logger.debug(`load: ${opts.input} is a ${res.format}`);
-      for (const img of res.images) {
-        if (img.names.length === 0) {
-          const rec = await store.addUntagged(img.descriptor);
-          if (!opts.quiet) c.stdout.write(`Loaded image ID: ${rec.id}\n`);
-          continue;
+      await store.withLease(async () => {
+        const res = await readArchivePath(opts.input, store.content);
+        c.logger.debug(`load: ${opts.input} is a ${res.format}`);
+        for (const img of res.images) {
+          if (img.names.length === 0) {
+            const rec = await store.addUntagged(img.descriptor);
+            if (!opts.quiet) c.stdout.write(`Loaded image ID: ${rec.id}\n`);
+            continue;
+          }
+          for (const n of img.names) {
+            await store.tag(n, img.descriptor);
+            if (!opts.quiet) c.stdout.write(`Loaded image: ${familiarName(parseReference(n))}\n`);
+          }
         }
-        for (const n of img.names) {
-          await store.tag(n, img.descriptor);
-          if (!opts.quiet) c.stdout.write(`Loaded image: ${familiarName(parseReference(n))}\n`);
-        }
-      }
+      });
     });
 }

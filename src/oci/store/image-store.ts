@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ContentStore } from '../content/content-store.js';
-import { FileContentStore, fsyncDir } from '../content/file-store.js';
+import { FileContentStore, fsyncDir, processAlive } from '../content/file-store.js';
 import type { Descriptor } from '../descriptor.js';
 import { digestHex, isDigest, type Digest } from '../digest.js';
 import type { Image, ImageIndex } from '../image.js';
@@ -37,6 +37,9 @@ interface Db {
   images: ImageRecord[];
 }
 
+/** Directory under the store root holding writers' leases (see {@link ImageStore.lease}). */
+export const LEASES_DIR = 'leases';
+
 /** Directory under the store root whose files name extra gc roots (see {@link ImageStore.gc}). */
 export const GC_ROOTS_DIR = 'gc-roots';
 
@@ -46,6 +49,7 @@ export const GC_ROOTS_DIR = 'gc-roots';
  * - `<root>/blobs/sha256/<hex>`: content ({@link FileContentStore}); `<root>/tmp/`: its temp files
  * - `<root>/images.json`: names → descriptors, rewritten atomically (temp, fsync, rename, fsync dir)
  *   under the inter-process lock `<root>/images.lock`
+ * - `<root>/leases/*`: writers in progress; gc spares blobs written since a live lease began
  * - `<root>/gc-roots/*`: extra gc roots, one digest per line (`#` comments allowed). Any
  *   component that keeps blobs outside named images (a build in progress, a container's image,
  *   a cache) writes a file here and removes it when done; {@link gc} never deletes what they
@@ -249,6 +253,50 @@ export class ImageStore {
     return seen;
   }
 
+  /**
+   * Takes a lease (`<root>/leases/<pid>-<random>`): while it is held by a live process, gc spares
+   * every blob written since it was taken. Writers (import, load, pull, build) hold one from
+   * their first blob write until their result is tagged or recorded as a gc root.
+   */
+  async lease(): Promise<{ release(): Promise<void> }> {
+    const dir = join(this.root, LEASES_DIR);
+    await mkdir(dir, { recursive: true });
+    const path = join(dir, `${process.pid}-${randomBytes(6).toString('hex')}`);
+    await writeFile(path, JSON.stringify({ pid: process.pid, started: Date.now() }));
+    return { release: () => unlink(path).catch(() => {}) };
+  }
+
+  /** Runs `fn` under a {@link lease}. */
+  async withLease<T>(fn: () => Promise<T>): Promise<T> {
+    const l = await this.lease();
+    try {
+      return await fn();
+    } finally {
+      await l.release();
+    }
+  }
+
+  async #oldestLiveLease(): Promise<number | undefined> {
+    const dir = join(this.root, LEASES_DIR);
+    const names = await readdir(dir).catch(() => [] as string[]);
+    let oldest: number | undefined;
+    for (const n of names) {
+      const p = join(dir, n);
+      try {
+        const v = JSON.parse(await readFile(p, 'utf8')) as { pid?: number; started?: number };
+        if (typeof v.pid !== 'number' || typeof v.started !== 'number' || !processAlive(v.pid)) {
+          await unlink(p).catch(() => {});
+          continue;
+        }
+        oldest = oldest === undefined ? v.started : Math.min(oldest, v.started);
+      } catch {
+        // Being written (empty) right now: count it as live from now.
+        oldest = oldest === undefined ? Date.now() : Math.min(oldest, Date.now());
+      }
+    }
+    return oldest;
+  }
+
   /** The digests named by files under `<root>/gc-roots/` (see the class comment). */
   async gcRoots(): Promise<Digest[]> {
     const dir = join(this.root, GC_ROOTS_DIR);
@@ -294,13 +342,17 @@ export class ImageStore {
       }
       const removed: Digest[] = [];
       let bytes = 0;
+      // Blobs written since the oldest live lease began belong to a writer that has not tagged
+      // its result yet: spare them (as well as anything younger than graceMs).
+      const leaseStart = await this.#oldestLiveLease();
       const grace = opts.graceMs ?? 0;
       for await (const d of this.content.list()) {
         if (marked.has(d)) continue;
         if (opts.only && !opts.only.has(d)) continue;
-        if (grace > 0) {
+        if (grace > 0 || leaseStart !== undefined) {
           const st = await stat(this.content.path(d)).catch(() => undefined);
           if (st && Date.now() - st.mtimeMs < grace) continue;
+          if (st && leaseStart !== undefined && st.mtimeMs >= leaseStart - 2000) continue;
         }
         const st = await this.content.stat(d);
         removed.push(d);

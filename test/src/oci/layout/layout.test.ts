@@ -61,6 +61,21 @@ describe('OCI image layout', () => {
     expect(layout.entries).toEqual([{ descriptor: { mediaType: a.mediaType, digest: a.digest, size: a.size }, names: [] }]);
   });
 
+  it('a bare-tag ref.name wins over a copied containerd name (umoci repack copies annotations)', async () => {
+    const a = await smallImage(store, 'a');
+    const { entriesOf } = await import('../../../../src/oci/layout/layout.js');
+    const entries = entriesOf({
+      schemaVersion: 2,
+      manifests: [
+        { ...a, annotations: { 'io.containerd.image.name': 'docker.io/library/app:1', 'org.opencontainers.image.ref.name': '1' } },
+        { ...a, annotations: { 'io.containerd.image.name': 'docker.io/library/app:1', 'org.opencontainers.image.ref.name': 'repacked' } },
+        { ...a, annotations: { 'org.opencontainers.image.ref.name': 'localhost:5000/full/name:v2' } },
+        { ...a, annotations: { 'org.opencontainers.image.ref.name': 'latest' } },
+      ],
+    });
+    expect(entries.map((e) => e.names)).toEqual([['docker.io/library/app:1'], ['docker.io/library/app:repacked'], ['localhost:5000/full/name:v2'], []]);
+  });
+
   it('rejects a directory that is not a layout', async () => {
     let err: unknown;
     try {

@@ -131,6 +131,18 @@ describe('ImageStore gc and fsck', () => {
     expect(await blobs()).toEqual([...graphA].sort());
   });
 
+  it('gc spares blobs written under a live lease, and drops leases of dead processes', async () => {
+    const lease = await store.lease();
+    const stray = await store.content.put(Buffer.from('in progress'));
+    expect((await store.gc()).removed).toEqual([]);
+    await lease.release();
+    expect((await store.gc()).removed).toEqual([stray.digest]);
+    await writeFile(join(root, 'leases', '999999999-dead'), JSON.stringify({ pid: 999999999, started: 0 }));
+    const old = await store.content.put(Buffer.from('old stray'));
+    expect((await store.gc()).removed).toEqual([old.digest]);
+    expect(await readdir(join(root, 'leases'))).toEqual([]);
+  });
+
   it('fsck reports corrupt blobs and missing referenced blobs, and removes dead temp files', async () => {
     const a = await smallImage(store, 'a');
     await store.tag('a:1', a);
