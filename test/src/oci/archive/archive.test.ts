@@ -97,6 +97,46 @@ describe('docker-archive and OCI archive', () => {
     });
   }
 
+  it('an index is archived whole; manifest.json lists the manifest for the asked platform', async () => {
+    const a = await smallImage(src, 'a');
+    const b = await smallImage(src, 'b');
+    const index = Buffer.from(JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaTypes.OciIndex,
+      manifests: [
+        { ...a, platform: { os: 'linux', architecture: 'amd64' } },
+        { ...b, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+      ],
+    }));
+    const idx = await src.content.put(index, { mediaType: MediaTypes.OciIndex });
+    await src.tag('multi:1', idx);
+    const mb = JSON.parse((await src.content.read(b.digest)).toString()) as ImageManifest;
+    const tar = await members(writeArchive(src.content, [{ descriptor: idx, names: ['docker.io/library/multi:1'] }], { platform: { os: 'linux', architecture: 'arm64' } }));
+    const dm = JSON.parse(tar.get('manifest.json')!.toString()) as { Config: string; RepoTags: string[] }[];
+    expect(dm).toEqual([{ Config: `blobs/sha256/${mb.config.digest.slice(7)}`, RepoTags: ['multi:1'], Layers: [`blobs/sha256/${mb.layers[0]!.digest.slice(7)}`] }]);
+    const w = new TarWriter();
+    const done = readArchive(w.stream, dst.content);
+    for (const [p, body] of tar) if (p !== 'blobs' && p !== 'blobs/sha256') await w.add(...file(p, body));
+    await w.finish();
+    const res = await done;
+    expect(res.images.map((i) => [i.descriptor.digest, i.names])).toEqual([[idx.digest, ['docker.io/library/multi:1']]]);
+    await dst.tag('multi:1', res.images[0]!.descriptor);
+    const arm = await dst.imageFor('multi:1', { os: 'linux', architecture: 'arm64' });
+    expect(await arm.image.digest()).toBe(b.digest);
+    const amd = await dst.imageFor('multi:1', { os: 'linux', architecture: 'amd64' });
+    expect(await amd.image.digest()).toBe(a.digest);
+    expect(amd.record.id).toBe(idx.digest);
+  });
+
+  it('putImage copies an Image from another store (layers streamed and verified)', async () => {
+    const a = await smallImage(src, 'a');
+    const img = await src.image(a);
+    const d = await dst.putImage(img);
+    expect(d.digest).toBe(a.digest);
+    expect(await blobs(dst)).toEqual(await blobs(src));
+    await validateImage(await dst.image(d));
+  });
+
   it('reads a gzip-compressed archive file', async () => {
     const a = await smallImage(src, 'a');
     const path = join(root, 'a.tar.gz');
