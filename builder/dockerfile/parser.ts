@@ -84,6 +84,8 @@ export interface ParseOptions {
   readonly file?: string;
 }
 
+/** bufio.MaxScanTokenSize: the longest physical line (with its newline) buildkit reads. */
+const MAX_LINE_BYTES = 64 * 1024;
 const RE_WHITESPACE = /[\t\v\f\r ]+/;
 const RE_HEREDOC = /^([0-9]*)<<(-?)[\t\n\f\r ]*([^<]*)$/;
 const HEREDOC_INSTRUCTIONS = new Set(['add', 'copy', 'run']);
@@ -197,7 +199,10 @@ function splitLines(text: string): PhysLine[] {
 export function parseDockerfile(text: string, opts: ParseOptions = {}): ParseResult {
   const file = opts.file ?? 'Dockerfile';
   const d = new Directives();
-  const lines = splitLines(text);
+  let lines = splitLines(text);
+  // Go's bufio.Scanner stops at a line longer than 64 KiB; buildkit reports it after the lines before it.
+  const tooLong = lines.findIndex((l) => Buffer.byteLength(l.text) > (l.text.endsWith('\n') ? MAX_LINE_BYTES : MAX_LINE_BYTES - 1));
+  if (tooLong >= 0) lines = lines.slice(0, tooLong);
   const loc = (line: number, endLine: number): SourceLocation => {
     const src = lines[line - 1]?.text ?? '';
     const col = src.length - trimLeftSpace(src).length + 1;
@@ -310,6 +315,11 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): ParseRes
   }
   if (children.length === 0) {
     throw new DockerfileError('PARSE_ERROR', 'file with no instructions', { location: { file, line: Math.max(currentLine, 1), column: 1, endLine: Math.max(currentLine, 1) } });
+  }
+  if (tooLong >= 0) {
+    throw new DockerfileError('PARSE_ERROR', `dockerfile line greater than max allowed size of ${MAX_LINE_BYTES - 1}`, {
+      location: { file, line: currentLine + 1, column: 1, endLine: currentLine + 1 },
+    });
   }
   for (const dir of d.found) {
     if (dir.name === 'syntax') {

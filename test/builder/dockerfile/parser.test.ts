@@ -80,3 +80,16 @@ describe('Dockerfile negative cases', () => {
     });
   }
 });
+
+describe('line length limit (Go bufio.Scanner, 64 KiB)', () => {
+  const run = (text: string) => () => parseDockerfile(text);
+  it('accepts a line of exactly 64 KiB including its newline', () => {
+    expect(parseDockerfile('FROM a\nRUN ' + 'x'.repeat(65531) + '\n').ast.children).toHaveLength(2);
+    expect(parseDockerfile('FROM a\nRUN ' + 'x'.repeat(65531)).ast.children).toHaveLength(2);
+  });
+  it('rejects longer lines at their line', () => {
+    expect(run('FROM a\nRUN ' + 'x'.repeat(65532) + '\n')).toThrow('Dockerfile:2:1: dockerfile line greater than max allowed size of 65535');
+    expect(run('FROM a\nRUN ' + 'x'.repeat(65532))).toThrow('Dockerfile:2:1: dockerfile line greater than max allowed size of 65535');
+    expect(run('RUN ' + 'x'.repeat(70000))).toThrow('file with no instructions');
+  });
+});
