@@ -9,7 +9,7 @@ import type { FileContentStore } from '../content/file-store.js';
 import type { ImageConfig } from '../config.js';
 import type { Descriptor } from '../descriptor.js';
 import { DigestingStream, isDigest, sha256, type Digest } from '../digest.js';
-import { Annotations, type ImageManifest, type IndexManifest } from '../manifest.js';
+import type { ImageManifest, IndexManifest } from '../manifest.js';
 import { isImageManifest, MediaTypes, type Compression, type MediaType } from '../media-types.js';
 import { formatReference, parseReference } from '../reference.js';
 import { decompressStream, readTar } from '../tar/index.js';
@@ -319,10 +319,4 @@ async function verifyDiffId(dst: ContentStore, b: { digest: Digest; size: number
   }
   const verify = new DigestingStream({ digest: diffId, what: `${what}: uncompressed content` });
   await pipeline(await dst.open(b), decompressStream(c), verify, new Writable({ write: (_c, _e, cb) => cb() }));
-}
-
-/** Reads the names an index.json member declares (exported for tests). */
-export function refNames(d: Descriptor): string[] {
-  const a = d.annotations ?? {};
-  return normaliseNames([a[Annotations.ContainerdImageName] ?? ''].filter(Boolean));
 }
