@@ -6,10 +6,11 @@ import type { ImageConfig } from '../src/oci/config.js';
 import { ImageStore } from '../src/oci/store/image-store.js';
 import { hasCode } from '../src/util/errors.js';
 import { nullLogger, type Logger } from '../src/util/logger.js';
-import { createCgroupManager } from './cgroups/manager.js';
+import { cgroupManagerFromPaths, createCgroupManager } from './cgroups/manager.js';
 import type { CgroupManager } from './cgroups/types.js';
-import { createContainer, type Container, type ContainerIO } from './container/container.js';
-import { prepareRootfs, type PreparedRootfs } from './rootfs/prepare.js';
+import { createContainer, loadContainer, type Container, type ContainerIO } from './container/container.js';
+import { isSameProcess, processStartTime } from './container/state.js';
+import { prepareRootfs, unmount, type PreparedRootfs } from './rootfs/prepare.js';
 import { readFileInRoot } from './rootfs/read-in-root.js';
 import { SnapshotStore } from './rootfs/snapshots.js';
 import { capabilitiesFromMask } from './spec/defaults.js';
@@ -106,6 +107,49 @@ async function reserveName(root: string, name: string, id: string): Promise<() =
   return () => fsp.rm(file, { force: true });
 }
 
+/** Who runs a container directory: written first, so a crashed run can be recognised and reaped. */
+interface OwnerRecord { pid: number; startTime: string; cgroupName: string; cgroup?: { version: 1 | 2; paths: Record<string, string> }; name?: string }
+
+/**
+ * Removes what runs that died without cleaning up (SIGKILL, power loss) left behind: for each
+ * `<root>/containers/<id>` whose owner process is gone, unmounts the rootfs, removes the cgroup
+ * (killing leftovers), the container state and the directory, and frees its name. Best effort;
+ * returns the ids reaped.
+ */
+export async function reapStaleContainers(root: string, log: Logger = nullLogger): Promise<string[]> {
+  const dir = join(root, 'containers');
+  const ids = await fsp.readdir(dir).catch(() => [] as string[]);
+  const reaped: string[] = [];
+  for (const id of ids) {
+    if (!/^[0-9a-f]{64}$/.test(id)) continue;
+    const cdir = join(dir, id);
+    let owner: OwnerRecord | undefined;
+    try {
+      owner = JSON.parse(await fsp.readFile(join(cdir, 'owner.json'), 'utf8')) as OwnerRecord;
+    } catch {
+      // no owner record yet: a run that is just starting, or one that died before writing it
+      const st = await fsp.stat(cdir).catch(() => undefined);
+      if (!st || Date.now() - st.mtimeMs < 60_000) continue;
+    }
+    if (owner && isSameProcess(owner.pid, owner.startTime)) continue;
+    try {
+      unmount(join(cdir, 'rootfs'));
+      if (owner?.cgroup) await cgroupManagerFromPaths(owner.cgroupName, owner.cgroup.version, owner.cgroup.paths).remove();
+      await loadContainer(join(root, 'run'), id).then((c) => c.delete({ force: true }), () => undefined);
+      await fsp.rm(cdir, { recursive: true, force: true });
+      if (owner?.name) {
+        const nameFile = join(dir, 'names', owner.name);
+        if ((await fsp.readFile(nameFile, 'utf8').catch(() => '')).trim() === id) await fsp.rm(nameFile, { force: true });
+      }
+      reaped.push(id);
+      log.debug(`removed the leftovers of container ${id.slice(0, 12)}`);
+    } catch (e) {
+      log.warn(`removing the leftovers of container ${id.slice(0, 12)}: ${(e as Error).message}`);
+    }
+  }
+  return reaped;
+}
+
 /**
  * Runs an image from the local store like `docker run`: resolves the image, mounts an overlay
  * root over the shared layer snapshots, writes the bundle's config.json (specFromImage),
@@ -150,9 +194,12 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
   let primary: unknown;
   let result: RunResult | undefined;
   try {
+    await reapStaleContainers(opts.root, log);
     if (opts.name) cleanups.push(await reserveName(opts.root, opts.name, id));
     await fsp.mkdir(containerDir, { recursive: true, mode: 0o700 });
     cleanups.push(() => fsp.rm(containerDir, { recursive: true, force: true }));
+    const owner: OwnerRecord = { pid: process.pid, startTime: processStartTime(process.pid) ?? '', cgroupName, ...(opts.name ? { name: opts.name } : {}) };
+    await fsp.writeFile(join(containerDir, 'owner.json'), JSON.stringify(owner));
 
     // === rootfs
     const rootfs: PreparedRootfs = await prepareRootfs(new SnapshotStore(opts.root), image, containerDir, opts.signal);
@@ -205,6 +252,8 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
     // === cgroup
     const cgroup: CgroupManager = await createCgroupManager({ name: cgroupName, resources: spec.linux!.resources! });
     cleanups.push(() => cgroup.remove());
+    owner.cgroup = { version: cgroup.version, paths: cgroup.paths() };
+    await fsp.writeFile(join(containerDir, 'owner.json'), JSON.stringify(owner));
     await cgroup.create();
     try {
       await cgroup.apply(spec.linux!.resources!);

@@ -92,3 +92,21 @@ export async function createCgroupManager(cfg: CgroupConfig, opts: CgroupManager
   }
   return new V1CgroupManager(fs, hier);
 }
+
+/**
+ * Rebuilds the manager of an existing cgroup from its recorded `paths()` and `name` (for a
+ * process other than the one that created it, e.g. to clean up after a crashed run).
+ */
+export function cgroupManagerFromPaths(name: string, version: 1 | 2, paths: Record<string, string>, fs: CgroupFs = nodeCgroupFs): CgroupManager {
+  checkName(name);
+  const baseOf = (dir: string) => {
+    if (!dir.endsWith(`/${name}`)) throw new RuntimeError('INVALID_SPEC', `cgroup path ${dir} does not end with ${name}`);
+    return dir.slice(0, -(name.length + 1));
+  };
+  if (version === 2) {
+    const dir = paths.unified;
+    if (!dir) throw new RuntimeError('INVALID_SPEC', 'cgroup v2 paths have no unified entry');
+    return new V2CgroupManager(fs, baseOf(dir), dir);
+  }
+  return new V1CgroupManager(fs, Object.entries(paths).map(([controller, dir]) => ({ controller, base: baseOf(dir), dir })));
+}

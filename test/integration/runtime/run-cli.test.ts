@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSize, parseTmpfs, parseVolume, resolveEnv, runOptionsFromFlags } from '../../../src/cli/commands/run.js';
 import { busyboxRootfs } from '../../helpers/base-images.js';
 import { firstReason, needCgroupV1, needOverlay, needRoot } from '../../helpers/capabilities.js';
+import { spawn } from 'node:child_process';
 import { REPO_ROOT, runTsbuild, TSBUILD_MAIN, tsbuildOk } from '../../helpers/tools.js';
+import { reapStaleContainers } from '../../../runtime/run.js';
 
 describe('tsbuild run flag parsing', () => {
   it('sizes, volumes, tmpfs and env', () => {
@@ -103,6 +105,28 @@ describe.skipIf(!!why)('tsbuild run (CLI)', () => {
     const tty = await runTsbuild(args('-t', 'localhost/runcli/busybox', 'true'), { root });
     expect(tty.code).toBe(125);
     expect(tty.stderr).toContain('pseudo-terminal (-t) is not supported yet');
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('a run killed with SIGKILL is cleaned up by reapStaleContainers (which every run calls first)', async () => {
+    const child = spawn(process.execPath, [TSBUILD_MAIN, '--root', root, ...args('localhost/runcli/busybox', 'sleep', '60')], { stdio: 'ignore' });
+    const exited = new Promise((r) => child.once('exit', r));
+    const cdir = join(root, 'containers');
+    let id: string | undefined;
+    for (let i = 0; i < 200 && !id; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const ids = existsSync(cdir) ? readdirSync(cdir).filter((d) => /^[0-9a-f]{64}$/.test(d)) : [];
+      if (ids.length && existsSync(join(cdir, ids[0]!, 'owner.json')) && readFileSync('/proc/self/mountinfo', 'utf8').includes(join(cdir, ids[0]!))) {
+        // wait until the container process is in its cgroup
+        const procs = join('/sys/fs/cgroup/pids', parent, ids[0]!, 'cgroup.procs');
+        if (existsSync(procs) && readFileSync(procs, 'utf8').trim()) id = ids[0];
+      }
+    }
+    expect(id, 'the container started').toBeDefined();
+    child.kill('SIGKILL');
+    await exited;
+    expect(leftovers().length).toBeGreaterThan(0);
+    expect(await reapStaleContainers(root)).toEqual([id]);
     expect(leftovers()).toEqual([]);
   });
 });
