@@ -45,14 +45,17 @@ export class Repository {
     return formatReference(this.ref);
   }
 
+  /** The token scope this repository's requests ask for. */
   get scope(): string {
     return repositoryScope(this.ref.repository, this.#actions);
   }
 
+  /** Closes the client when this repository made it. */
   async close(): Promise<void> {
     if (this.#owns) await this.client.close();
   }
 
+  /** `<base>/v2/<repository>/<path>`. */
   async url(path: string): Promise<URL> {
     const base = await this.client.baseUrl();
     return new URL(`/v2/${this.ref.repository}/${path}`, base);

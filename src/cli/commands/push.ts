@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { formatReference, parseReference } from '../../oci/reference.js';
 import { ImageStore } from '../../oci/store/image-store.js';
+import { UsageError } from '../../util/errors.js';
 import { push } from '../../../registry/remote/push.js';
 import { connectionFlags, progress, remoteOptions, type ConnectionOpts } from './pull.js';
 
@@ -15,6 +16,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       const c = ctx();
       const store = await ImageStore.open(c.root, { logger: c.logger });
       const record = await store.resolve(image);
+      if (!dest && !record.name) throw new UsageError('INVALID_ARGUMENT', `push: ${image} has no name; give a destination reference`);
       const ref = parseReference(dest ?? (record.name || image));
       if (!o.quiet) c.stderr.write(`pushing ${formatReference(ref)}\n`);
       const onProgress = progress(c, !!o.quiet);
