@@ -13,8 +13,8 @@ afterEach(async () => {
 describe('parseTransport', () => {
   it('parses docker:// and oci:DIR[:TAG], and leaves other names to the local store', () => {
     expect(parseTransport('docker://127.0.0.1:5000/a/b:v1')).toEqual({ kind: 'docker', ref: { registry: '127.0.0.1:5000', repository: 'a/b', tag: 'v1' } });
-    expect(parseTransport('oci:/tmp/lay:v1')).toEqual({ kind: 'oci', dir: '/tmp/lay', tag: 'v1' });
-    expect(parseTransport('oci:/tmp/lay')).toEqual({ kind: 'oci', dir: '/tmp/lay' });
+    expect(parseTransport('oci:/srv/images/lay:v1')).toEqual({ kind: 'oci', dir: '/srv/images/lay', tag: 'v1' });
+    expect(parseTransport('oci:/srv/images/lay')).toEqual({ kind: 'oci', dir: '/srv/images/lay' });
     expect(parseTransport('oci:rel/dir:latest')).toEqual({ kind: 'oci', dir: 'rel/dir', tag: 'latest' });
     expect(parseTransport('busybox:latest')).toBeUndefined();
     expect(() => parseTransport('oci:')).toThrow(/oci:DIR/);
