@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Layer } from '../../src/oci/image.js';
 import { extractLayer } from '../../src/oci/tar/extract.js';
@@ -40,10 +40,19 @@ export class SnapshotStore {
     return p;
   }
 
+  /** Removes temp dirs of unpackers that died (their pid is in the name). */
+  private async removeOrphans(): Promise<void> {
+    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+      const m = /^\.tmp-[0-9a-f]{12}-(\d+)-[0-9a-f]+$/.exec(name);
+      if (m && !alive(Number(m[1]))) await rm(join(this.dir, name), { recursive: true, force: true });
+    }
+  }
+
   private async unpack(layer: Layer, dir: string, diffId: string, signal?: AbortSignal): Promise<string> {
     if (await exists(dir)) return dir;
     await mkdir(this.dir, { recursive: true });
-    const tmp = join(this.dir, `.tmp-${dir.slice(-12)}-${randomBytes(6).toString('hex')}`);
+    await this.removeOrphans();
+    const tmp = join(this.dir, `.tmp-${dir.slice(-12)}-${process.pid}-${randomBytes(6).toString('hex')}`);
     try {
       await extractLayer(await layer.uncompressed(), tmp, { whiteouts: 'overlay', ...(signal ? { signal } : {}) });
       try {
@@ -59,6 +68,16 @@ export class SnapshotStore {
       await rm(tmp, { recursive: true, force: true });
     }
     return dir;
+  }
+}
+
+/** True when a process with this pid exists. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
