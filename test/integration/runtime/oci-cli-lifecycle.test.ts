@@ -17,6 +17,7 @@ const runcWhy = spawnSync('sh', ['-c', 'command -v runc']).status === 0 ? undefi
 
 let bundle: TestBundle;
 let root: string;
+const ID = `life${process.pid}`;
 
 function ts(...args: string[]) {
   return spawnSync('node', [CLI, '--root', join(root, 'store'), 'runtime', ...args], { encoding: 'utf8', timeout: 30_000 });
@@ -35,45 +36,45 @@ describe.skipIf(!!why)('tsbuild runtime CLI lifecycle', () => {
     bundle.writeSpec(testSpec(['/bin/test-init', 'sleep', '30']));
   });
   afterAll(() => {
-    ts('delete', '--force', 'life');
-    if (!runcWhy) runc('delete', '--force', 'life-runc');
+    ts('delete', '--force', ID);
+    if (!runcWhy) runc('delete', '--force', `${ID}-runc`);
     bundle?.remove();
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
   it('create/start/state/ps/kill/delete with runc-shaped state and exit codes', async () => {
     const pidFile = join(root, 'pid');
-    const create = ts('create', '--bundle', bundle.dir, '--pid-file', pidFile, 'life');
+    const create = ts('create', '--bundle', bundle.dir, '--pid-file', pidFile, ID);
     expect(create.stderr).toBe('');
     expect(create.status).toBe(0);
-    const created = JSON.parse(ts('state', 'life').stdout) as Record<string, unknown>;
-    expect(created).toMatchObject({ ociVersion: expect.any(String), id: 'life', status: 'created', bundle: bundle.dir, pid: Number(readFileSync(pidFile, 'utf8')) });
-    expect(ts('create', '--bundle', bundle.dir, 'life').status).toBe(1); // exists
+    const created = JSON.parse(ts('state', ID).stdout) as Record<string, unknown>;
+    expect(created).toMatchObject({ ociVersion: expect.any(String), id: ID, status: 'created', bundle: bundle.dir, pid: Number(readFileSync(pidFile, 'utf8')) });
+    expect(ts('create', '--bundle', bundle.dir, ID).status).toBe(1); // exists
 
-    expect(ts('start', 'life').status).toBe(0);
-    expect(JSON.parse(ts('state', 'life').stdout)).toMatchObject({ status: 'running' });
-    expect(ts('start', 'life').status).toBe(1); // not created any more
-    const ps = JSON.parse(ts('ps', '--format', 'json', 'life').stdout) as number[];
+    expect(ts('start', ID).status).toBe(0);
+    expect(JSON.parse(ts('state', ID).stdout)).toMatchObject({ status: 'running' });
+    expect(ts('start', ID).status).toBe(1); // not created any more
+    const ps = JSON.parse(ts('ps', '--format', 'json', ID).stdout) as number[];
     expect(ps).toContain(created.pid);
     const list = ts('list').stdout.split('\n');
     expect(list[0]).toMatch(/^ID\s+PID\s+STATUS\s+BUNDLE\s+CREATED/);
-    expect(list.some((l) => /^life\s+\d+\s+running\s/.test(l))).toBe(true);
+    expect(list.some((l) => new RegExp(`^${ID}\\s+\\d+\\s+running\\s`).test(l))).toBe(true);
 
-    expect(ts('delete', 'life').status).toBe(1); // running, no --force
-    expect(ts('kill', 'life', 'KILL').status).toBe(0);
-    await until(() => (JSON.parse(ts('state', 'life').stdout) as { status: string }).status === 'stopped');
-    const stopped = JSON.parse(ts('state', 'life').stdout) as Record<string, unknown>;
+    expect(ts('delete', ID).status).toBe(1); // running, no --force
+    expect(ts('kill', ID, 'KILL').status).toBe(0);
+    await until(() => (JSON.parse(ts('state', ID).stdout) as { status: string }).status === 'stopped');
+    const stopped = JSON.parse(ts('state', ID).stdout) as Record<string, unknown>;
     expect(stopped.status).toBe('stopped');
     expect(stopped.pid).toBeUndefined();
-    expect(ts('delete', 'life').status).toBe(0);
-    const gone = ts('state', 'life');
+    expect(ts('delete', ID).status).toBe(0);
+    const gone = ts('state', ID);
     expect(gone.status).toBe(1);
-    expect(gone.stderr).toMatch(/container life does not exist/);
+    expect(gone.stderr).toMatch(new RegExp(`container ${ID} does not exist`));
 
     if (runcWhy) return console.warn(`skip runc comparison: ${runcWhy}`);
-    expect(runc('create', '--bundle', bundle.dir, 'life-runc').status).toBe(0);
-    const theirs = JSON.parse(runc('state', 'life-runc').stdout) as Record<string, unknown>;
-    runc('delete', '--force', 'life-runc');
+    expect(runc('create', '--bundle', bundle.dir, `${ID}-runc`).status).toBe(0);
+    const theirs = JSON.parse(runc('state', `${ID}-runc`).stdout) as Record<string, unknown>;
+    runc('delete', '--force', `${ID}-runc`);
     // the same runtime-spec fields, the same meaning
     for (const k of ['ociVersion', 'id', 'status', 'pid', 'bundle', 'rootfs', 'created', 'owner']) {
       expect(Object.keys(created), k).toContain(k);
@@ -86,18 +87,18 @@ describe.skipIf(!!why)('tsbuild runtime CLI lifecycle', () => {
 
   it('run exits with the container status; pause without cgroups is NOT_SUPPORTED', () => {
     bundle.writeSpec(testSpec(['/bin/test-init', 'exit', '42']));
-    expect(ts('run', '--bundle', bundle.dir, 'run1').status).toBe(42);
+    expect(ts('run', '--bundle', bundle.dir, `${ID}r1`).status).toBe(42);
     bundle.writeSpec(testSpec(['/bin/no-such-binary']));
-    const bad = ts('run', '--bundle', bundle.dir, 'run2');
+    const bad = ts('run', '--bundle', bundle.dir, `${ID}r2`);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/exec: executing \/bin\/no-such-binary/);
     bundle.writeSpec(testSpec(['/bin/test-init', 'sleep', '30']));
-    expect(ts('create', '--no-cgroups', '--bundle', bundle.dir, 'nocg').status).toBe(0);
-    expect(ts('start', 'nocg').status).toBe(0);
-    const pause = ts('pause', 'nocg');
+    expect(ts('create', '--no-cgroups', '--bundle', bundle.dir, `${ID}n`).status).toBe(0);
+    expect(ts('start', `${ID}n`).status).toBe(0);
+    const pause = ts('pause', `${ID}n`);
     expect(pause.status).toBe(1);
     expect(pause.stderr).toMatch(/no cgroup/);
-    expect(ts('delete', '--force', 'nocg').status).toBe(0);
+    expect(ts('delete', '--force', `${ID}n`).status).toBe(0);
     expect(JSON.parse(ts('list', '--format', 'json').stdout)).toEqual([]);
   });
 });
