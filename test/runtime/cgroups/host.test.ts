@@ -21,7 +21,8 @@ if (why) console.warn(`skip: ${why}`);
 
 describe('cgroup manager on this host', () => {
   it.skipIf(!!why)('creates, limits, joins, reports, freezes and removes a real cgroup', async () => {
-    const name = `tsbuild/test-${process.pid}-${Date.now()}`;
+    // its own parent, so that containers of tests running in parallel never share it
+    const name = `tsbuild-cgtest-${process.pid}/c${Date.now()}`;
     const m = await createCgroupManager({ name });
     const paths = Object.values(m.paths());
     await m.create();
@@ -46,7 +47,7 @@ describe('cgroup manager on this host', () => {
       expect(readFileSync(`/proc/${child.pid}/status`, 'utf8')).toMatch(/State:\s+[SD]/);
       await m.freeze('THAWED');
       // a value the kernel refuses names the file
-      await expect(m.apply({ cpu: { quota: 10, period: 100000 } })).rejects.toThrow(/setting cpu\.(cfs_quota_us|max) of cgroup .*tsbuild\/test-/);
+      await expect(m.apply({ cpu: { quota: 10, period: 100000 } })).rejects.toThrow(/setting cpu\.(cfs_quota_us|max) of cgroup .*tsbuild-cgtest-/);
       const exited = new Promise((r) => child.once('exit', r));
       await m.remove();
       await exited;
