@@ -187,7 +187,7 @@ describe('FileContentStore across processes', () => {
     const p = child(root, 64, 20);
     const done = run(p);
     // Wait until the temp file exists and has grown.
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < 1500; i++) {
       const names = await readdir(join(root, 'tmp')).catch(() => [] as string[]);
       if (names.length > 0) break;
       await new Promise((r) => setTimeout(r, 20));
