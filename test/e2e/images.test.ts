@@ -51,6 +51,8 @@ describe.skipIf(!!why)('tsbuild image commands', () => {
       Env: ['X=1'],
     });
     expect(info!.History[0]!.created_by).toBe('tsbuild import');
+    const tpl = await tsbuildOk(['inspect', '--format', '{{.Id}} {{.Config.User}} {{json .Config.Entrypoint}}', 'e2e/app:1'], { root });
+    expect(tpl.stdout).toBe(`${id} 10 ["/bin/app"]\n`);
 
     // === import a gzip tar of the same tree without a name: untagged, listed with -a only
     await run('tar', ['-czf', join(work, 'rootfs.tgz'), '-C', rootfs, '.']);
