@@ -1,25 +1,25 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { readArchivePath } from '../../oci/archive/read.js';
+import { readArchivePath, readArchiveStream } from '../../oci/archive/read.js';
 import { familiarName, parseReference } from '../../oci/reference.js';
 import { ImageStore } from '../../oci/store/image-store.js';
 import { UsageError } from '../../util/errors.js';
 
 /**
- * `tsbuild load -i FILE|DIR`: loads a docker-archive (Docker 25+ or classic), an OCI archive or
+ * `tsbuild load [-i FILE|DIR]`: loads a docker-archive (Docker 25+ or classic), an OCI archive or
  * an OCI layout directory; prints `Loaded image: NAME` (or `Loaded image ID: ID` when untagged).
  */
 export function register(cmd: Command, ctx: () => CliContext): void {
   cmd
-    .requiredOption('-i, --input <path>', 'archive file (tar, tar.gz) or OCI layout directory')
+    .option('-i, --input <path>', 'archive file (tar, tar.gz, tar.zst) or OCI layout directory (default: stdin)')
     .option('-q, --quiet', 'print nothing')
-    .action(async (opts: { input: string; quiet?: boolean }) => {
+    .action(async (opts: { input?: string; quiet?: boolean }) => {
       const c = ctx();
-      if (!opts.input) throw new UsageError('INVALID_ARGUMENT', 'load needs -i FILE|DIR');
+      if (!opts.input && process.stdin.isTTY) throw new UsageError('INVALID_ARGUMENT', 'load needs -i FILE|DIR or an archive on stdin');
       const store = await ImageStore.open(c.root, { logger: c.logger });
       await store.withLease(async () => {
-        const res = await readArchivePath(opts.input, store.content);
-        c.logger.debug(`load: ${opts.input} is a ${res.format}`);
+        const res = opts.input && opts.input !== '-' ? await readArchivePath(opts.input, store.content) : await readArchiveStream(process.stdin, store.content, 'archive on stdin');
+        c.logger.debug(`load: ${opts.input ?? 'stdin'} is a ${res.format}`);
         for (const img of res.images) {
           if (img.names.length === 0) {
             const rec = await store.addUntagged(img.descriptor);

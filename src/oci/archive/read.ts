@@ -12,7 +12,7 @@ import { DigestingStream, isDigest, sha256, type Digest } from '../digest.js';
 import type { ImageManifest, IndexManifest } from '../manifest.js';
 import { isImageManifest, MediaTypes, type Compression, type MediaType } from '../media-types.js';
 import { formatReference, parseReference } from '../reference.js';
-import { decompressStream, readTar } from '../tar/index.js';
+import { decompressStream, detectCompression, readTar } from '../tar/index.js';
 import { ContentError } from '../../util/errors.js';
 import { readAll, drain } from '../../util/streams.js';
 import { copyGraph, MAX_MANIFEST_BYTES, walkGraph } from '../layout/graph.js';
@@ -63,6 +63,18 @@ export async function readArchivePath(path: string, dst: ContentStore): Promise<
     if (e instanceof ContentError) throw e;
     throw new ContentError('INVALID_ARCHIVE', `reading archive ${path}`, { cause: e });
   }
+}
+
+/**
+ * Like {@link readArchivePath} for a stream (e.g. stdin): a docker-archive or OCI archive tar,
+ * plain, gzip or zstd. The stream is consumed to its end.
+ */
+export async function readArchiveStream(input: Readable, dst: ContentStore, what = 'archive'): Promise<ReadArchiveResult> {
+  const { compression, stream } = await detectCompression(input);
+  if (compression === 'none') return readArchive(stream, dst, what);
+  const d = decompressStream(compression);
+  stream.on('error', (e) => d.destroy(e));
+  return readArchive(stream.pipe(d), dst, what);
 }
 
 /** Copies every image of an OCI layout directory into `dst`. */

@@ -160,6 +160,12 @@ describe('tsbuild reads what tsbuild and peer tools write', () => {
       const fsck = await tsbuildOk(['fsck', '--format', 'json'], { root: r2 });
       expect(JSON.parse(fsck.stdout)).toEqual({ checked: 3, bad: [] });
     }
+    // from stdin, gzip-compressed
+    await ok('sh', ['-c', `gzip -c ${join(work, 'docker.tar')} > ${join(work, 'docker.tar.gz')}`]);
+    const r4 = join(work, 'rt-stdin');
+    const fromStdin = await tsbuildOk(['load'], { root: r4, input: await readFile(join(work, 'docker.tar.gz')) });
+    expect(fromStdin.stdout).toBe(`Loaded image: ${name}\n`);
+    expect((await images(r4)).map((x) => x.Digest)).toEqual([manifestDigest]);
     const r3 = join(work, 'rt-layout');
     expect((await tsbuildOk(['load', '-i', join(work, 'layout')], { root: r3 })).stdout).toBe(`Loaded image: ${name}\n`);
     expect((await images(r3)).map((x) => x.Digest)).toEqual([manifestDigest]);
