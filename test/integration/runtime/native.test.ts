@@ -220,13 +220,20 @@ describe.skipIf(!!why)('native helper: real containers from a busybox bundle', (
     expect(r.stdout).toContain('CapEff:\t0000000020000420\n');
   });
 
-  it('joins the cgroup given by a CgroupManager: pids.max stops a fork bomb, and pause/resume freeze it', async () => {
+  it('joins the cgroup given by a CgroupManager: pids.max stops a fork bomb, memory.limit OOM-kills (137), pause/resume freeze', async () => {
     const spec = testSpec(['/bin/test-init', 'cgroup', 'fork-bomb', '40']);
     (spec.linux as Record<string, unknown>).resources = { devices: [{ allow: false, access: 'rwm' }], pids: { limit: 10 } };
     const r = await probe(spec, { cgroup: true });
     expect(r.stdout).toMatch(/^forked \d+ EAGAIN$/m);
     expect(Number(/^forked (\d+)/m.exec(r.stdout)![1])).toBeLessThan(10);
     expect(r.stdout).toMatch(/^\d+:pids:\/$/m); // rooted at the container's cgroup (cgroup namespace)
+
+    const oom = testSpec(['/bin/test-init', 'alloc', '8', 'alloc', '128']);
+    (oom.linux as Record<string, unknown>).resources = { devices: [{ allow: false, access: 'rwm' }], memory: { limit: 32 * 1024 * 1024, swap: 32 * 1024 * 1024 } };
+    const killed = await probe(oom, { cgroup: true });
+    expect(killed.stdout).toContain('allocated 8\n');
+    expect(killed.stdout).not.toContain('allocated 128');
+    expect(killed.exitCode).toBe(137);
 
     bundle.writeSpec(testSpec(['/bin/test-init', 'sleep', '30']));
     const id = `pause-${process.pid}`;
