@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Layer } from '../../src/oci/image.js';
-import { extractLayer } from '../../src/oci/tar/extract.js';
 import { RuntimeError } from '../spec/errors.js';
 
 /**
@@ -54,6 +53,8 @@ export class SnapshotStore {
     await this.removeOrphans();
     const tmp = join(this.dir, `.tmp-${dir.slice(-12)}-${process.pid}-${randomBytes(6).toString('hex')}`);
     try {
+      // loaded on first unpack only: a run over existing snapshots never needs the tar code
+      const { extractLayer } = await import('../../src/oci/tar/extract.js');
       await extractLayer(await layer.uncompressed(), tmp, { whiteouts: 'overlay', ...(signal ? { signal } : {}) });
       try {
         await rename(tmp, dir);
