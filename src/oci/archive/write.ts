@@ -113,8 +113,12 @@ export async function dockerManifest(
     const m = JSON.parse((await src.read(desc.digest, MAX_MANIFEST_BYTES)).toString('utf8')) as ImageManifest;
     const layers = m.layers.map((l) => `blobs/sha256/${digestHex(l.digest)}`);
     const entry: DockerArchiveManifestEntry = { Config: `blobs/sha256/${digestHex(m.config.digest)}`, RepoTags: tags.length ? tags : null, Layers: layers };
-    const foreign = m.layers.filter((l) => l.urls && l.urls.length > 0);
-    if (foreign.length) entry.LayerSources = Object.fromEntries(foreign.map((l) => [l.digest, l]));
+    if (m.layers.some((l) => l.urls && l.urls.length > 0)) {
+      // Docker keys LayerSources by diff ID (moby image/tarexport: map[layer.DiffID]Descriptor).
+      const cfg = JSON.parse((await src.read(m.config.digest, 8 << 20)).toString('utf8')) as { rootfs?: { diff_ids?: string[] } };
+      const ids = cfg.rootfs?.diff_ids ?? [];
+      entry.LayerSources = Object.fromEntries(m.layers.flatMap((l, i) => (l.urls?.length && ids[i] ? [[ids[i], l]] : [])));
+    }
     manifest.push(entry);
     const top = m.layers.at(-1);
     for (const t of tags) {
