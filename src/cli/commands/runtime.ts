@@ -54,7 +54,7 @@ function addCreateFlags(c: Command): Command {
  * `<store root>/runtime/<id>/`; `state` prints the runtime-spec state JSON.
  */
 export function register(cmd: Command, ctx: () => CliContext): void {
-  cmd.description('OCI runtime (runc-compatible verbs) on a bundle');
+  cmd.description('OCI runtime (runc-compatible verbs) on a bundle').enablePositionalOptions();
 
   addCreateFlags(cmd.command('create').argument('<id>').description('create a container from a bundle; it waits for start')).action(async (id: string, o: CreateFlags) => {
     const c = ctx();
@@ -124,6 +124,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
 
   cmd
     .command('exec')
+    .passThroughOptions() // options after <id> belong to the command: exec ID sh -c 'x'
     .argument('<id>')
     .argument('<command...>')
     .option('--cwd <dir>', 'working directory in the container')
