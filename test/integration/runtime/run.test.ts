@@ -200,6 +200,17 @@ describe.skipIf(!!why)('tsbuild run (library) with a busybox image', () => {
     expect(leftovers()).toEqual([]);
   });
 
+  it('--name is unique among running containers and free again afterwards', async () => {
+    const first = runCaptured({ cmd: ['sleep', '2'], name: 'dup' });
+    const nameFile = join(root, 'containers', 'names', 'dup');
+    for (let i = 0; i < 100 && !existsSync(nameFile); i++) await new Promise((r) => setTimeout(r, 20));
+    await expect(runCaptured({ cmd: ['true'], name: 'dup' })).rejects.toThrow(/the container name dup is already in use by container [0-9a-f]{12}/);
+    expect((await first).exitCode).toBe(0);
+    expect((await runCaptured({ cmd: ['true'], name: 'dup' })).exitCode).toBe(0);
+    await expect(runCaptured({ cmd: ['true'], name: '../x' })).rejects.toThrow(/invalid container name/);
+    expect(leftovers()).toEqual([]);
+  });
+
   it('bad input fails naming the object and leaves nothing behind', async () => {
     await expect(runCaptured({ image: 'localhost/runtest/missing:1' })).rejects.toThrow(/unable to find image localhost\/runtest\/missing:1/);
     await expect(runCaptured({ image: 'localhost/runtest/nocmd:latest' })).rejects.toThrow(/no command specified/);
