@@ -1,0 +1,230 @@
+/**
+ * COPY and ADD into a mounted build root, with Docker's destination rules: several sources or
+ * a trailing `/` make the destination a directory; a directory source copies its contents; a
+ * single file goes into the destination when that is an existing directory, else becomes it.
+ * Context files are owned by 0:0 unless `--chown`; files from a stage or image keep their
+ * owner. `--chmod` applies to everything copied. Parent directories COPY creates belong to the
+ * `--chown` owner, as in buildkit.
+ */
+import { chmod, chown, copyFile, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { createReadStream, type Stats } from 'node:fs';
+import { join, posix } from 'node:path';
+import type { Readable } from 'node:stream';
+import { decompressStream, detectCompression, extractLayer } from '../../src/oci/tar/index.js';
+import type { BuildContext, SelectedSource } from '../context/context.js';
+import { goMatch, hasMeta } from '../context/go-path.js';
+import type { CopyStep } from '../convert/resolve.js';
+import { BuildError } from './errors.js';
+import { mkdirAllInRoot, resolveInRoot, resolveOwner } from './root-path.js';
+
+/** Where a COPY reads from: the build context (sources already selected) or another root (a stage or an image). */
+export type CopyInput = { readonly kind: 'context'; readonly context: BuildContext; readonly selected: readonly SelectedSource[] } | { readonly kind: 'root'; readonly root: string };
+
+interface Item {
+  /** Host path of the source. */
+  readonly host: string;
+  /** Path relative to the copied root ('' for the root itself). */
+  readonly rel: string;
+  readonly st: Stats;
+}
+
+interface Root {
+  readonly host: string;
+  readonly name: string;
+  readonly st: Stats;
+  /** The root and (for a directory) everything below it, parents first. */
+  readonly items: () => Promise<Item[]>;
+}
+
+async function walkHost(dir: string, rel: string, out: Item[]): Promise<void> {
+  const names = (await readdir(dir)).sort();
+  for (const n of names) {
+    const host = join(dir, n);
+    const st = await lstat(host);
+    const r = rel ? `${rel}/${n}` : n;
+    out.push({ host, rel: r, st });
+    if (st.isDirectory()) await walkHost(host, r, out);
+  }
+}
+
+async function contextRoots(context: BuildContext, selected: readonly SelectedSource[]): Promise<Root[]> {
+  const roots: Root[] = [];
+  for (const s of selected) {
+    for (const r of s.roots) {
+      const host = join(context.root, r.path);
+      const st = await stat(host); // a root symlink is followed (buildkit FollowSymlinks)
+      const prefix = r.path === '' ? '' : r.path + '/';
+      const items = async (): Promise<Item[]> => {
+        const out: Item[] = [{ host, rel: '', st }];
+        if (!st.isDirectory()) return out;
+        for (const e of s.entries) {
+          if (e.path === r.path || !e.path.startsWith(prefix)) continue;
+          const h = join(context.root, e.path);
+          out.push({ host: h, rel: e.path.slice(prefix.length), st: await lstat(h) });
+        }
+        return out;
+      };
+      roots.push({ host, name: posix.basename('/' + r.path) || '', st, items });
+    }
+  }
+  return roots;
+}
+
+async function rootRoots(root: string, sources: readonly string[]): Promise<Root[]> {
+  const roots: Root[] = [];
+  for (const source of sources) {
+    const clean = posix.normalize('/' + source);
+    const matches: string[] = [];
+    const base = posix.basename(clean);
+    if (hasMeta(base)) {
+      const dir = await resolveInRoot(root, posix.dirname(clean));
+      const names = await readdir(dir.host).catch(() => [] as string[]);
+      for (const n of names.sort()) if (goMatch(base, n)) matches.push(posix.join(dir.path, n));
+    } else {
+      const r = await resolveInRoot(root, clean);
+      if (await lstat(r.host).catch(() => undefined)) matches.push(r.path);
+    }
+    if (matches.length === 0) throw new BuildError('COPY_FAILED', `${JSON.stringify(clean)}: not found`);
+    for (const m of matches) {
+      const r = await resolveInRoot(root, m);
+      const st = await stat(r.host);
+      const items = async (): Promise<Item[]> => {
+        const out: Item[] = [{ host: r.host, rel: '', st }];
+        if (st.isDirectory()) await walkHost(r.host, '', out);
+        return out;
+      };
+      roots.push({ host: r.host, name: posix.basename(m), st, items });
+    }
+  }
+  return roots;
+}
+
+async function plainStream(path: string): Promise<Readable> {
+  const d = await detectCompression(createReadStream(path));
+  return d.compression === 'none' ? d.stream : d.stream.pipe(decompressStream(d.compression));
+}
+
+/** True when `path` is a tar archive, plain or compressed (ADD extracts those). */
+async function isTarArchive(path: string): Promise<boolean> {
+  let plain: Readable | undefined;
+  try {
+    plain = await plainStream(path);
+    let buf = Buffer.alloc(0);
+    for await (const c of plain) {
+      buf = Buffer.concat([buf, c as Buffer]);
+      if (buf.length >= 512) break;
+    }
+    return buf.length >= 512 && buf.subarray(257, 262).toString('latin1') === 'ustar';
+  } catch {
+    return false;
+  } finally {
+    plain?.destroy();
+  }
+}
+
+async function extractArchive(path: string, destHost: string): Promise<void> {
+  await extractLayer(await plainStream(path), destHost, { whiteouts: 'apply' });
+}
+
+/**
+ * Applies a COPY/ADD step to `destRoot` (a mounted, writable root). Throws BuildError
+ * COPY_FAILED naming the path for missing sources and impossible destinations.
+ */
+export async function applyCopy(step: CopyStep, destRoot: string, input: CopyInput): Promise<void> {
+  const roots = input.kind === 'context' ? await contextRoots(input.context, input.selected) : await rootRoots(input.root, step.sources);
+  const total = roots.length + step.contents.length;
+  const destIsDir = step.dest.endsWith('/') || total > 1;
+  if (total > 1 && !step.dest.endsWith('/')) {
+    throw new BuildError('COPY_FAILED', `when using ${step.kind} with more than one source file, the destination must be a directory and end with a /`);
+  }
+  const owner = step.chown ? await resolveOwner(destRoot, step.chown) : undefined;
+  const parentOwner = owner ?? { uid: 0, gid: 0 };
+  const mode = step.chmod ? parseInt(step.chmod, 8) : undefined;
+  if (step.chmod && (mode === undefined || Number.isNaN(mode) || !/^[0-7]{3,4}$/.test(step.chmod))) {
+    throw new BuildError('COPY_FAILED', `invalid --chmod value ${JSON.stringify(step.chmod)}: only octal modes are supported`);
+  }
+  const dest = step.dest.length > 1 ? step.dest.replace(/\/+$/, '') : '/';
+  const dirTimes: { host: string; st: Stats }[] = [];
+
+  const fileTarget = async (name: string): Promise<string> => {
+    if (destIsDir) return posix.join(dest, name);
+    const r = await resolveInRoot(destRoot, dest);
+    const st = await stat(r.host).catch(() => undefined);
+    return st?.isDirectory() ? posix.join(r.path, name) : dest;
+  };
+
+  const own = async (host: string, st: Stats | undefined, isLink: boolean) => {
+    const uid = owner ? owner.uid : input.kind === 'context' ? 0 : st!.uid;
+    const gid = owner ? owner.gid : input.kind === 'context' ? 0 : st!.gid;
+    if (isLink) await lchown(host, uid, gid);
+    else await chown(host, uid, gid);
+  };
+
+  const writeItem = async (target: string, it: Item) => {
+    const parent = await mkdirAllInRoot(destRoot, posix.dirname(target), parentOwner);
+    const host = join(parent, posix.basename(target));
+    const existing = await lstat(host).catch(() => undefined);
+    if (it.st.isDirectory()) {
+      if (existing && !existing.isDirectory()) await rm(host, { force: true });
+      if (!existing || !existing.isDirectory()) await mkdir(host);
+      await own(host, it.st, false);
+      await chmod(host, mode ?? it.st.mode & 0o7777);
+      dirTimes.push({ host, st: it.st });
+      return;
+    }
+    if (existing?.isDirectory()) throw new BuildError('COPY_FAILED', `cannot copy ${it.rel || posix.basename(it.host)} to ${target}: it is a directory`);
+    if (existing) await rm(host, { force: true });
+    if (it.st.isSymbolicLink()) {
+      await symlink(await readlink(it.host), host);
+      await own(host, it.st, true);
+      await lutimes(host, it.st.atime, it.st.mtime);
+      return;
+    }
+    if (!it.st.isFile()) return; // sockets, devices and fifos of a context are skipped
+    await copyFile(it.host, host);
+    await own(host, it.st, false);
+    await chmod(host, mode ?? it.st.mode & 0o7777);
+    await utimes(host, it.st.atime, it.st.mtime);
+  };
+
+  for (const r of roots) {
+    if (step.kind === 'ADD' && step.unpack !== false && input.kind === 'context' && r.st.isFile() && (await isTarArchive(r.host))) {
+      const d = await mkdirAllInRoot(destRoot, dest, parentOwner);
+      await extractArchive(r.host, d);
+      continue;
+    }
+    if (r.st.isDirectory()) {
+      await mkdirAllInRoot(destRoot, dest, parentOwner);
+      for (const it of await r.items()) {
+        if (it.rel === '') continue;
+        await writeItem(posix.join(dest, it.rel), it);
+      }
+      continue;
+    }
+    const [it] = await r.items();
+    await writeItem(await fileTarget(r.name), it!);
+  }
+  for (const c of step.contents) {
+    const target = await fileTarget(posix.basename(c.path));
+    const parent = await mkdirAllInRoot(destRoot, posix.dirname(target), parentOwner);
+    const host = join(parent, posix.basename(target));
+    await rm(host, { force: true });
+    await writeFile(host, c.data, { mode: 0o644 });
+    await chown(host, parentOwner.uid, parentOwner.gid);
+    await chmod(host, mode ?? 0o644);
+  }
+  // directory times last: writing children changed them
+  for (const d of dirTimes.reverse()) await utimes(d.host, d.st.atime, d.st.mtime);
+}
+
+/** Creates the WORKDIR directory (and parents) owned by the step's user, as buildkit does. */
+export async function applyWorkdir(root: string, path: string, user: string): Promise<void> {
+  const owner = await resolveOwner(root, user.split(':')[0] === '' ? '' : user).catch(() => ({ uid: 0, gid: 0 }));
+  await mkdirAllInRoot(root, path, owner);
+}
+
+/** Used by tests: true when `p` exists in the root. */
+export async function existsInRoot(root: string, p: string): Promise<boolean> {
+  const r = await resolveInRoot(root, p);
+  return !!(await lstat(r.host).catch(() => undefined));
+}

@@ -1,0 +1,70 @@
+/**
+ * What the builder needs from the outside world, as interfaces it owns: the CLI (the
+ * composition root) implements them with the runtime and the image store. buildkit injects
+ * its worker and meta-resolver the same way.
+ */
+import type { Image } from '../../src/oci/image.js';
+import type { Platform } from '../../src/oci/platform.js';
+
+/** Finds a base image (`FROM busybox`, `COPY --from=alpine`) for a platform. */
+export interface ImageResolver {
+  /** MUST return the image for `ref` (as written, after ARG expansion) or throw a TsbuildError naming it. */
+  resolve(ref: string, platform: Platform, signal?: AbortSignal): Promise<Image>;
+}
+
+/**
+ * A writable, mounted root filesystem over an image's layers: an overlay whose `upper` holds
+ * every change (whiteouts in overlay form). The builder turns `upper` into the step's layer.
+ */
+export interface ActiveSnapshot {
+  /** The mounted root (merged view). */
+  readonly rootfs: string;
+  /** The overlay upper directory. */
+  readonly upper: string;
+  /** Unmounts and removes everything `prepare` made. Idempotent; MUST be called. */
+  release(): Promise<void>;
+}
+
+/** Makes {@link ActiveSnapshot}s. */
+export interface Snapshotter {
+  /** Mounts a writable root over `image`'s layers (none: an empty root). */
+  prepare(image: Image, signal?: AbortSignal): Promise<ActiveSnapshot>;
+}
+
+/** One RUN, with everything resolved. */
+export interface ExecRequest {
+  readonly args: readonly string[];
+  /** `KEY=value`, the complete process environment. */
+  readonly env: readonly string[];
+  /** Absolute; created when missing. */
+  readonly cwd: string;
+  /** `user[:group]` (names resolved in the root's /etc/passwd and /etc/group), '' for root. */
+  readonly user: string;
+  readonly network: 'host' | 'none';
+  /** Read-only files made for the process only (heredoc shebang scripts under /dev/pipes/). */
+  readonly inlineFiles: readonly { readonly path: string; readonly data: string; readonly mode: number }[];
+}
+
+/** Where a process's output goes, as it arrives. */
+export interface ProcessIO {
+  output(stream: 'stdout' | 'stderr', chunk: Buffer): void;
+}
+
+/** How a RUN ended. */
+export interface ExecResult {
+  /** Exit code; 128+N when killed by signal N. */
+  readonly exitCode: number;
+  readonly signal?: string;
+  /**
+   * Paths (absolute in the container) that the runtime itself created in the root for the
+   * process and that did not exist before (mount points, /etc/hosts …): the builder keeps them
+   * out of the layer unless the process put something else there.
+   */
+  readonly runtimePaths: readonly string[];
+}
+
+/** Runs a process in an {@link ActiveSnapshot}. */
+export interface Executor {
+  /** MUST leave no process, mount or cgroup behind when it settles (also on abort). */
+  run(snapshot: ActiveSnapshot, req: ExecRequest, io: ProcessIO, signal?: AbortSignal): Promise<ExecResult>;
+}

@@ -1,0 +1,11 @@
+/** Progress events of a build, for the CLI's renderers (plain, tty, quiet). */
+export type ProgressEvent =
+  /** A step changed state; `ms` on `done`. */
+  | { readonly kind: 'step'; readonly id: string; readonly name: string; readonly state: 'start' | 'cached' | 'done' | 'error'; readonly ms?: number }
+  /** Output of a running step, as it arrives. */
+  | { readonly kind: 'output'; readonly id: string; readonly name: string; readonly stream: 'stdout' | 'stderr'; readonly chunk: Buffer }
+  /** A front-end or build warning. */
+  | { readonly kind: 'warning'; readonly message: string };
+
+/** Receives progress events; MUST NOT throw. */
+export type ProgressSink = (e: ProgressEvent) => void;

@@ -1,0 +1,359 @@
+/**
+ * The solver: runs the resolved stages of a build. Each stage's steps run in order on top of
+ * its base; each step with a filesystem effect (RUN, COPY/ADD, WORKDIR) gets a content-keyed
+ * cache key (graph/op.ts) and is looked up in the cache before it runs. Independent stages run
+ * concurrently; steps that execute are bounded by a parallelism limit. Only the stages the
+ * target needs are built (the front end resolves only those).
+ */
+import { availableParallelism } from 'node:os';
+import type { ContentStore } from '../../src/oci/content/content-store.js';
+import type { Digest } from '../../src/oci/digest.js';
+import type { History, ImageConfig } from '../../src/oci/config.js';
+import type { Image, Layer } from '../../src/oci/image.js';
+import { emptyImage } from '../../src/oci/empty.js';
+import { appendLayers, withConfig, withFlavour } from '../../src/oci/mutate.js';
+import { layerFromCore } from '../../src/oci/partial.js';
+import type { Compression } from '../../src/oci/tar/index.js';
+import { TsbuildError } from '../../src/util/errors.js';
+import type { BuildContext } from '../context/context.js';
+import type { CopyStep, ResolvedBuild, ResolvedStage, RunStep, Step } from '../convert/resolve.js';
+import type { StageGraph } from '../convert/stages.js';
+import { DockerfileError } from '../dockerfile/errors.js';
+import { commitUpper, type CommittedLayer } from '../exec/commit.js';
+import { applyCopy, applyWorkdir, type CopyInput } from '../exec/copy.js';
+import { BuildError } from '../exec/errors.js';
+import type { ActiveSnapshot, Executor, ImageResolver, Snapshotter } from '../exec/types.js';
+import { cacheKey, platformString, type Op } from '../graph/op.js';
+import type { BuildCache, CacheRecord } from './cache.js';
+import type { ProgressSink } from './progress.js';
+
+/** Everything the solver needs. */
+export interface SolveOptions {
+  readonly graph: StageGraph;
+  readonly build: ResolvedBuild;
+  /** External base images, by ref as written (already resolved by the caller). */
+  readonly images: ReadonlyMap<string, Image>;
+  readonly context: BuildContext;
+  readonly resolver: ImageResolver;
+  readonly snapshotter: Snapshotter;
+  readonly executor: Executor;
+  readonly content: ContentStore;
+  readonly cache?: BuildCache;
+  readonly noCache?: boolean;
+  /** Seconds since the epoch: config/history `created` and new layer mtimes are clamped to it. */
+  readonly sourceDateEpoch?: number;
+  /** Network of `RUN --network=default`: host unless `none` is asked for. */
+  readonly defaultNetwork?: 'host' | 'none';
+  readonly compression?: Compression;
+  /** Steps executing at once (default: the number of CPUs). */
+  readonly parallelism?: number;
+  readonly progress?: ProgressSink;
+  readonly signal?: AbortSignal;
+  /** Lines of output kept for a failing RUN's error. */
+  readonly tailLines?: number;
+  /** Clock for `created` when no SOURCE_DATE_EPOCH is given (tests). */
+  readonly now?: () => Date;
+}
+
+/** A built stage. */
+export interface StageResult {
+  readonly image: Image;
+  /** Cache key of the stage's final filesystem. */
+  readonly key: Digest;
+}
+
+/** A counting semaphore. */
+class Limiter {
+  private active = 0;
+  private readonly queue: (() => void)[] = [];
+  constructor(private readonly max: number) {}
+  async run<T>(f: () => Promise<T>): Promise<T> {
+    if (this.active >= this.max) await new Promise<void>((r) => this.queue.push(r));
+    this.active++;
+    try {
+      return await f();
+    } finally {
+      this.active--;
+      this.queue.shift()?.();
+    }
+  }
+}
+
+function rfc3339(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function storedLayer(content: ContentStore, c: CommittedLayer): Layer {
+  const d = c.descriptor;
+  return layerFromCore({ digest: async () => d.digest, size: async () => d.size, mediaType: async () => d.mediaType, compressed: () => content.open(d), descriptor: async () => d }, c.diffId);
+}
+
+/** The op of a filesystem step (its semantic content only). */
+function stepOp(step: RunStep | CopyStep | Extract<Step, { kind: 'WORKDIR' }>, from: string, network: string): Op {
+  switch (step.kind) {
+    case 'RUN':
+      return { kind: 'exec', args: step.args, env: [...step.env, ...step.proxyEnv], cwd: step.cwd, user: step.user, network, inlineFiles: step.inlineFiles };
+    case 'WORKDIR':
+      return { kind: 'mkdir', path: step.path, user: step.user };
+    default:
+      return {
+        kind: 'copy',
+        instruction: step.kind,
+        sources: step.sources,
+        contents: step.contents,
+        dest: step.dest,
+        chown: step.chown,
+        chmod: step.chmod,
+        excludes: step.excludes,
+        unpack: step.kind === 'ADD' && step.unpack !== false,
+        from,
+      };
+  }
+}
+
+/** Runs the build; resolves with every built stage (the target's is `results.get(build.target.index)`). */
+export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> {
+  const limiter = new Limiter(Math.max(1, o.parallelism ?? availableParallelism()));
+  const stages = new Map<number, Promise<StageResult>>();
+  const now = o.now ?? (() => new Date());
+  const epochDate = o.sourceDateEpoch !== undefined ? rfc3339(new Date(o.sourceDateEpoch * 1000)) : undefined;
+  const multi = o.build.stages.size > 1;
+  const abort = new AbortController();
+  const onAbort = () => abort.abort(o.signal?.reason);
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  const signal = abort.signal;
+
+  const stageResult = (index: number): Promise<StageResult> => {
+    let p = stages.get(index);
+    if (!p) {
+      const rs = o.build.stages.get(index);
+      if (!rs) throw new BuildError('STEP_FAILED', `stage ${index} was not resolved`);
+      p = buildStage(rs);
+      // a failure of any stage stops the others
+      p.catch(() => abort.abort());
+      stages.set(index, p);
+    }
+    return p;
+  };
+
+  const imageInput = async (ref: string): Promise<Image> => {
+    const img = o.images.get(ref);
+    if (img) return img;
+    try {
+      return await o.resolver.resolve(ref, o.graph.options.targetPlatform, signal);
+    } catch (e) {
+      throw new BuildError('BASE_NOT_FOUND', `image ${ref} not found`, { cause: e });
+    }
+  };
+
+  async function buildStage(rs: ResolvedStage): Promise<StageResult> {
+    // === base
+    let base: Image;
+    let key: Digest;
+    if (rs.base.kind === 'scratch') {
+      base = emptyImage(rs.platform);
+      key = cacheKey(undefined, { kind: 'scratch', platform: platformString(rs.platform) });
+    } else if (rs.base.kind === 'image') {
+      base = await imageInput(rs.base.ref);
+      key = cacheKey(undefined, { kind: 'image', digest: await base.digest() });
+    } else {
+      const parent = await stageResult(rs.base.index);
+      base = parent.image;
+      key = parent.key;
+    }
+    const baseConfig = await base.config();
+    const total = rs.steps.length + 1;
+    const prefix = (n: number) => `[${multi ? rs.displayName + ' ' : ''}${n}/${total}]`;
+    const fromName = `${prefix(1)} FROM ${rs.base.kind === 'scratch' ? 'scratch' : rs.base.kind === 'image' ? rs.base.ref : o.build.stages.get(rs.base.index)?.displayName ?? ''}`;
+    o.progress?.({ kind: 'step', id: `${rs.index}:0`, name: fromName, state: 'done', ms: 0 });
+
+    const added: { layer: Layer; history: History }[] = [];
+    const history: History[] = [...(baseConfig.history ?? [])];
+    let lastCreated = epochDate ?? baseConfig.created;
+    let current = base;
+
+    for (let i = 0; i < rs.steps.length; i++) {
+      const step = rs.steps[i]!;
+      const name = `${prefix(i + 2)} ${step.original.replace(/\s+/g, ' ').trim()}`;
+      const id = `${rs.index}:${i + 1}`;
+      const hist = (created: string | undefined, empty: boolean): History => ({
+        ...(created ? { created } : {}),
+        created_by: step.history.createdBy,
+        comment: step.history.comment,
+        ...(empty ? { empty_layer: true } : {}),
+      });
+      if (step.kind === 'CONFIG') {
+        history.push(hist(lastCreated, true));
+        continue;
+      }
+      if (step.kind === 'RUN' && step.mounts.length > 0) {
+        throw new BuildError('NOT_SUPPORTED', `${name}: RUN --mount is not supported yet`, { location: step.location, step: name });
+      }
+      // === cache key
+      let input: CopyInput | undefined;
+      const inputs: Digest[] = [];
+      let from = 'context';
+      let network = 'host';
+      if (step.kind === 'RUN') network = step.network === 'default' ? o.defaultNetwork ?? 'host' : step.network;
+      if (step.kind === 'COPY' || step.kind === 'ADD') {
+        if (step.from.kind === 'context') {
+          const sources = step.sources;
+          if (sources.length > 0) {
+            let selected;
+            try {
+              selected = await o.context.select(sources, { excludes: step.excludes });
+            } catch (e) {
+              const detail = e instanceof DockerfileError ? e.detail : (e as Error).message;
+              throw new BuildError('COPY_FAILED', `${name}: failed to compute cache key: ${detail} (is it excluded by .dockerignore?)`, { cause: e, location: step.location, step: name });
+            }
+            inputs.push(await o.context.hash(selected));
+            input = { kind: 'context', context: o.context, selected };
+          } else input = { kind: 'context', context: o.context, selected: [] };
+        } else if (step.from.kind === 'stage') {
+          const r = await stageResult(step.from.index);
+          from = r.key;
+          inputs.push(r.key);
+        } else {
+          const img = await imageInput(step.from.ref);
+          from = await img.digest();
+          inputs.push(from as Digest);
+        }
+      }
+      const op = stepOp(step, from, network);
+      key = cacheKey(key, op, inputs);
+
+      let rec: CacheRecord | undefined = o.noCache || !o.cache ? undefined : await o.cache.get(key);
+      if (rec) {
+        o.progress?.({ kind: 'step', id, name, state: 'cached' });
+      } else {
+        o.progress?.({ kind: 'step', id, name, state: 'start' });
+        const t0 = Date.now();
+        const layer = await limiter.run(() => execute(step, current, input, network, name, id));
+        rec = { ...(layer ? { layer } : {}), created: epochDate ?? rfc3339(now()) };
+        if (o.cache) await o.cache.put(key, rec);
+        o.progress?.({ kind: 'step', id, name, state: 'done', ms: Date.now() - t0 });
+      }
+      lastCreated = epochDate ?? rec.created;
+      if (rec.layer) {
+        const layer = storedLayer(o.content, rec.layer);
+        const h = hist(lastCreated, false);
+        added.push({ layer, history: h });
+        history.push(h);
+        current = appendLayers(current, { layer, history: h });
+      } else {
+        history.push(hist(lastCreated, true));
+      }
+    }
+
+    // === the stage's image: base layers + new layers, the front end's config, all history
+    const withLayers = appendLayers(base, ...added);
+    const cfg = await withLayers.config();
+    const config: ImageConfig = {
+      ...cfg,
+      ...(lastCreated ? { created: lastCreated } : {}),
+      config: rs.config,
+      history,
+    };
+    if (rs.author !== undefined) config.author = rs.author;
+    else delete config.author;
+    const image = withFlavour(withConfig(withLayers, config), 'oci');
+    return { image, key };
+  }
+
+  async function execute(step: RunStep | CopyStep | Extract<Step, { kind: 'WORKDIR' }>, parent: Image, input: CopyInput | undefined, network: string, name: string, id: string): Promise<CommittedLayer | undefined> {
+    signal.throwIfAborted();
+    const snap = await o.snapshotter.prepare(parent, signal);
+    const held: ActiveSnapshot[] = [snap];
+    try {
+      let runtimePaths: readonly string[] = [];
+      if (step.kind === 'RUN') {
+        const tail: string[] = [];
+        let partial = '';
+        const keep = o.tailLines ?? 10;
+        const res = await o.executor.run(
+          snap,
+          { args: step.args, env: [...step.env, ...step.proxyEnv], cwd: step.cwd || '/', user: step.user, network: network === 'none' ? 'none' : 'host', inlineFiles: step.inlineFiles },
+          {
+            output: (stream, chunk) => {
+              o.progress?.({ kind: 'output', id, name, stream, chunk });
+              const lines = (partial + chunk.toString('utf8')).split('\n');
+              partial = lines.pop() ?? '';
+              tail.push(...lines);
+              if (tail.length > keep) tail.splice(0, tail.length - keep);
+            },
+          },
+          signal,
+        );
+        if (partial) tail.push(partial);
+        if (res.exitCode !== 0) {
+          const what = res.signal ? `was killed by ${res.signal}` : `exited with code ${res.exitCode}`;
+          throw new BuildError('RUN_FAILED', `${name}: process ${JSON.stringify(step.args.join(' '))} ${what}${tail.length ? '\n' + tail.slice(-keep).join('\n') : ''}`, {
+            location: step.location,
+            step: name,
+            exitCode: res.exitCode,
+            output: tail.slice(-keep),
+          });
+        }
+        runtimePaths = res.runtimePaths;
+      } else if (step.kind === 'WORKDIR') {
+        await applyWorkdir(snap.rootfs, step.path, step.user);
+      } else {
+        let copyInput = input;
+        if (!copyInput) {
+          const src = step.from.kind === 'stage' ? (await stageResult(step.from.index)).image : step.from.kind === 'image' ? await imageInput(step.from.ref) : undefined;
+          if (!src) throw new BuildError('STEP_FAILED', `${name}: no source`);
+          const s = await o.snapshotter.prepare(src, signal);
+          held.push(s);
+          copyInput = { kind: 'root', root: s.rootfs };
+        }
+        try {
+          await applyCopy(step, snap.rootfs, copyInput);
+        } catch (e) {
+          if (e instanceof BuildError) throw new BuildError(e.code, `${name}: ${e.message}`, { cause: e.cause, location: step.location, step: name });
+          throw new BuildError('COPY_FAILED', `${name}: ${(e as Error).message}`, { cause: e, location: step.location, step: name });
+        }
+      }
+      return await commitUpper(snap.upper, o.content, {
+        runtimePaths,
+        excludeEtcFiles: step.kind === 'RUN',
+        ...(o.sourceDateEpoch !== undefined ? { sourceDateEpoch: o.sourceDateEpoch } : {}),
+        ...(o.compression ? { compression: o.compression } : {}),
+      });
+    } catch (e) {
+      if (e instanceof TsbuildError) throw e;
+      if (signal.aborted) throw new BuildError('CANCELED', `${name}: canceled`, { cause: e, step: name });
+      throw new BuildError('STEP_FAILED', `${name}: ${(e as Error).message}`, { cause: e, location: step.location, step: name });
+    } finally {
+      for (const s of held.reverse()) await s.release();
+    }
+  }
+
+  try {
+    const out = new Map<number, StageResult>();
+    const target = o.build.target.index;
+    const results = await Promise.allSettled([...o.build.stages.keys()].filter((i) => i === target || needed(o.build, target).has(i)).map(async (i) => [i, await stageResult(i)] as const));
+    // report the first real failure, not a stage canceled because of it
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+    if (failed.length) throw failed.find((e) => !(e instanceof BuildError && e.code === 'CANCELED')) ?? failed[0];
+    for (const r of results) if (r.status === 'fulfilled') out.set(r.value[0], r.value[1]);
+    return out;
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Stages the target depends on (transitively). */
+export function needed(build: ResolvedBuild, target: number): Set<number> {
+  const out = new Set<number>();
+  const visit = (i: number) => {
+    if (out.has(i)) return;
+    out.add(i);
+    const s = build.stages.get(i);
+    if (!s) return;
+    if (s.base.kind === 'stage') visit(s.base.index);
+    for (const st of s.steps) if ((st.kind === 'COPY' || st.kind === 'ADD') && st.from.kind === 'stage') visit(st.from.index);
+  };
+  visit(target);
+  return out;
+}
+

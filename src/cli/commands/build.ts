@@ -1,0 +1,124 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { build } from '../../../builder/build.js';
+import { BuildContext } from '../../../builder/context/context.js';
+import { FileBuildCache } from '../../../builder/solver/cache.js';
+import { ImageStore } from '../../oci/store/image-store.js';
+import { UsageError } from '../../util/errors.js';
+import type { CliContext } from '../context.js';
+import { RuntimeExecutor, RuntimeSnapshotter, StoreImageResolver } from '../wiring/build-runtime.js';
+import { progressRenderer, type ProgressMode } from '../wiring/progress.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+interface Flags {
+  tag?: string[];
+  file?: string;
+  buildArg?: string[];
+  target?: string;
+  cache: boolean;
+  progress: string;
+  quiet?: boolean;
+  iidfile?: string;
+  network?: string;
+}
+
+/** `--build-arg K=V` (or `K`, taking the value from this environment, like docker). */
+export function parseBuildArgs(entries: readonly string[], env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of entries) {
+    const i = e.indexOf('=');
+    if (i === 0 || e === '') throw new UsageError('INVALID_ARGUMENT', `invalid --build-arg ${JSON.stringify(e)}: expected KEY=VALUE`);
+    if (i > 0) out[e.slice(0, i)] = e.slice(i + 1);
+    else if (env[e] !== undefined) out[e] = env[e]!;
+  }
+  return out;
+}
+
+/** SOURCE_DATE_EPOCH from `--build-arg SOURCE_DATE_EPOCH=` or the environment (buildkit reads the build-arg). */
+export function sourceDateEpoch(buildArgs: Record<string, string>, env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const v = buildArgs['SOURCE_DATE_EPOCH'] ?? env['SOURCE_DATE_EPOCH'];
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v)) throw new UsageError('INVALID_ARGUMENT', `invalid SOURCE_DATE_EPOCH ${JSON.stringify(v)}: expected seconds since the epoch`);
+  return Number(v);
+}
+
+/** `tsbuild build [OPTIONS] CONTEXT`. */
+export function register(cmd: Command, ctx: () => CliContext): void {
+  cmd
+    .argument('<context>', 'build context directory, or - for a tar on stdin')
+    .option('-t, --tag <name>', 'name the image (repeatable)', collect)
+    .option('-f, --file <path>', 'the Dockerfile (default CONTEXT/Dockerfile)')
+    .option('--build-arg <k=v>', 'set a build-time variable (repeatable)', collect)
+    .option('--target <stage>', 'build this stage (default the last)')
+    .option('--no-cache', 'run every step, ignoring the build cache')
+    .option('--progress <mode>', 'progress output: auto, plain, tty or quiet', 'auto')
+    .option('-q, --quiet', 'print only the image id')
+    .option('--iidfile <file>', 'write the image id to this file')
+    .option('--network <mode>', 'network of RUN steps: default (host), host or none', 'default')
+    .action(async (contextArg: string, f: Flags) => {
+      const c = ctx();
+      let mode: ProgressMode;
+      if (f.quiet || f.progress === 'quiet') mode = 'quiet';
+      else if (f.progress === 'plain') mode = 'plain';
+      else if (f.progress === 'tty') mode = 'tty';
+      else if (f.progress === 'auto') mode = c.stderr.isTTY ? 'tty' : 'plain';
+      else throw new UsageError('INVALID_ARGUMENT', `invalid --progress ${JSON.stringify(f.progress)}: use auto, plain, tty or quiet`);
+      const network = f.network === 'none' ? 'none' : f.network === 'host' || f.network === 'default' ? 'host' : undefined;
+      if (!network) throw new UsageError('INVALID_ARGUMENT', `invalid --network ${JSON.stringify(f.network)}: use default, host or none`);
+      const buildArgs = parseBuildArgs(f.buildArg ?? []);
+      const epoch = sourceDateEpoch(buildArgs);
+
+      const fromStdin = contextArg === '-';
+      const dfPath = f.file ? resolve(f.file) : fromStdin ? undefined : join(resolve(contextArg), 'Dockerfile');
+      const context = fromStdin
+        ? await BuildContext.fromTar(process.stdin, f.file ? { dockerfile: f.file } : {})
+        : await BuildContext.fromDirectory(resolve(contextArg), dfPath ? { dockerfile: dfPath } : {});
+      try {
+        const dfText = dfPath ? await readFile(dfPath, 'utf8').catch((e: unknown) => {
+          throw new UsageError('INVALID_ARGUMENT', `reading Dockerfile ${dfPath}`, { cause: e });
+        }) : await readFile(join(context.root, 'Dockerfile'), 'utf8');
+        const store = await ImageStore.open(c.root, { logger: c.logger });
+        const lease = await store.lease();
+        const progress = progressRenderer(mode, c.stderr);
+        const ac = new AbortController();
+        const onSig = () => ac.abort(new Error('interrupted'));
+        process.once('SIGINT', onSig);
+        process.once('SIGTERM', onSig);
+        try {
+          const res = await build({
+            dockerfile: dfText,
+            file: f.file ? (isAbsolute(f.file) ? f.file : f.file) : 'Dockerfile',
+            context,
+            buildArgs,
+            ...(f.target ? { target: f.target } : {}),
+            resolver: new StoreImageResolver(store),
+            snapshotter: new RuntimeSnapshotter(c.root, c.logger),
+            executor: new RuntimeExecutor(c.root, c.logger),
+            content: store.content,
+            cache: new FileBuildCache(c.root, store.content),
+            noCache: !f.cache,
+            ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
+            defaultNetwork: network,
+            progress,
+            signal: ac.signal,
+          });
+          const desc = await store.putImage(res.image);
+          const manifest = await res.image.manifest();
+          const id = manifest.config.digest;
+          for (const t of f.tag ?? []) await store.tag(t, desc);
+          progress.finish(`writing image ${id} done`);
+          for (const t of f.tag ?? []) progress.finish(`naming to ${t} done`);
+          if (f.iidfile) await writeFile(f.iidfile, id);
+          if (f.quiet) c.stdout.write(`${id}\n`);
+        } finally {
+          process.removeListener('SIGINT', onSig);
+          process.removeListener('SIGTERM', onSig);
+          await lease.release();
+        }
+      } finally {
+        await context.close();
+      }
+    });
+}

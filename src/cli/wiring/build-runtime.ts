@@ -1,0 +1,195 @@
+/**
+ * The composition root's adapters for the builder: tsbuild's runtime as the builder's
+ * Snapshotter and Executor, and the local image store as its ImageResolver.
+ *
+ * A snapshot lives in `<store root>/containers/<id>/` with an owner record, like a `tsbuild run`
+ * container, so the runtime's stale-container reaper cleans up after a killed build.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { availableParallelism, constants as osConstants, release } from 'node:os';
+import { join, posix } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { ActiveSnapshot, ExecRequest, ExecResult, Executor, ImageResolver, ProcessIO, Snapshotter } from '../../../builder/exec/types.js';
+import { mkdirAllInRoot, readFileInRoot, resolveOwner } from '../../../builder/exec/root-path.js';
+import { createCgroupManager } from '../../../runtime/cgroups/manager.js';
+import { createContainer } from '../../../runtime/container/container.js';
+import { processStartTime } from '../../../runtime/container/state.js';
+import { prepareRootfs } from '../../../runtime/rootfs/prepare.js';
+import { SnapshotStore } from '../../../runtime/rootfs/snapshots.js';
+import { reapStaleContainers } from '../../../runtime/run.js';
+import { specFromImage } from '../../../runtime/spec/from-image.js';
+import type { ImageConfig } from '../../oci/config.js';
+import type { Image } from '../../oci/image.js';
+import type { Platform } from '../../oci/platform.js';
+import type { ImageStore } from '../../oci/store/image-store.js';
+import { nullLogger, type Logger } from '../../util/logger.js';
+
+/** Hostname of RUN containers (buildkit's). */
+export const BUILD_HOSTNAME = 'buildkitsandbox';
+
+const DEFAULT_HOSTS = '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n';
+
+/** A snapshot made by {@link RuntimeSnapshotter}. */
+export interface RuntimeSnapshot extends ActiveSnapshot {
+  readonly id: string;
+  /** The snapshot's private directory (bundle of a RUN). */
+  readonly dir: string;
+}
+
+/** Snapshots as overlay mounts over the runtime's shared layer snapshots. */
+export class RuntimeSnapshotter implements Snapshotter {
+  private readonly layers: SnapshotStore;
+  private reaped = false;
+
+  constructor(private readonly root: string, private readonly log: Logger = nullLogger) {
+    this.layers = new SnapshotStore(root);
+  }
+
+  async prepare(image: Image, signal?: AbortSignal): Promise<RuntimeSnapshot> {
+    if (!this.reaped) {
+      this.reaped = true;
+      await reapStaleContainers(this.root, this.log);
+    }
+    const id = randomBytes(32).toString('hex');
+    const dir = join(this.root, 'containers', id);
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    try {
+      await fsp.writeFile(join(dir, 'owner.json'), JSON.stringify({ pid: process.pid, startTime: processStartTime(process.pid) ?? '', cgroupName: `tsbuild-build/${id}` }));
+      const fs = await prepareRootfs(this.layers, image, dir, signal);
+      let released = false;
+      return {
+        id,
+        dir,
+        rootfs: fs.rootfs,
+        upper: fs.upper,
+        release: async () => {
+          if (released) return;
+          released = true;
+          try {
+            await fs.cleanup();
+          } finally {
+            await fsp.rm(dir, { recursive: true, force: true });
+          }
+        },
+      };
+    } catch (e) {
+      await fsp.rm(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+}
+
+function exitCodeOf(r: { exitCode: number; signal?: string }): number {
+  if (r.signal) {
+    const n = (osConstants.signals as Record<string, number>)[r.signal];
+    if (n) return 128 + n;
+  }
+  return r.exitCode;
+}
+
+/** Runs RUN processes as containers of tsbuild's runtime (native helper, cgroup, default seccomp and capabilities). */
+export class RuntimeExecutor implements Executor {
+  constructor(private readonly root: string, private readonly log: Logger = nullLogger) {}
+
+  async run(snapshot: ActiveSnapshot, req: ExecRequest, io: ProcessIO, signal?: AbortSignal): Promise<ExecResult> {
+    const snap = snapshot as RuntimeSnapshot;
+    if (!snap.dir || !snap.id) throw new Error('the runtime executor needs a snapshot of the runtime snapshotter');
+    const id = snap.id;
+    const runDir = join(snap.dir, 'run');
+    await fsp.mkdir(runDir, { recursive: true });
+    const cleanups: (() => Promise<unknown>)[] = [() => fsp.rm(runDir, { recursive: true, force: true })];
+    let primary: unknown;
+    let result: ExecResult | undefined;
+    try {
+      // the working directory exists before the process starts (buildkit creates it)
+      const cwd = req.cwd || '/';
+      const owner = await resolveOwner(snap.rootfs, req.user).catch(() => ({ uid: 0, gid: 0 }));
+      const cwdExisted = await fsp.lstat(join(snap.rootfs, cwd)).then(() => true, () => false);
+      if (!cwdExisted) await mkdirAllInRoot(snap.rootfs, cwd, owner);
+
+      const etcFiles = { hosts: join(runDir, 'hosts'), hostname: join(runDir, 'hostname'), resolvConf: join(runDir, 'resolv.conf') };
+      await fsp.writeFile(etcFiles.hostname, `${BUILD_HOSTNAME}\n`);
+      const hostHosts = req.network === 'host' ? await fsp.readFile('/etc/hosts', 'utf8').catch(() => undefined) : undefined;
+      await fsp.writeFile(etcFiles.hosts, hostHosts ?? DEFAULT_HOSTS);
+      await fsp.writeFile(etcFiles.resolvConf, await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
+      const binds = [];
+      for (const [i, f] of req.inlineFiles.entries()) {
+        const host = join(runDir, `inline-${i}`);
+        await fsp.writeFile(host, f.data, { mode: f.mode });
+        binds.push({ source: host, destination: f.path, readonly: true });
+      }
+      const config: ImageConfig = {
+        architecture: 'unused',
+        os: 'linux',
+        rootfs: { type: 'layers', diff_ids: [] },
+        config: { Env: [...req.env], WorkingDir: cwd, User: req.user, Entrypoint: null, Cmd: [...req.args] },
+      };
+      const passwd = await readFileInRoot(snap.rootfs, '/etc/passwd');
+      const group = await readFileInRoot(snap.rootfs, '/etc/group');
+      const cgroupName = `tsbuild-build/${id}`;
+      const spec = specFromImage(config, {
+        id,
+        rootfs: snap.rootfs,
+        readImageFile: (p) => (p === '/etc/passwd' ? passwd : group),
+        hostname: BUILD_HOSTNAME,
+        etcFiles,
+        binds,
+        tmpfs: [],
+        hostCpus: availableParallelism(),
+        network: req.network,
+        seccomp: 'default',
+        kernelRelease: release(),
+        cgroupsPath: cgroupName,
+        onWarning: (w) => this.log.debug(w),
+      });
+      await fsp.writeFile(join(runDir, 'config.json'), JSON.stringify(spec));
+      const runtimePaths = [...new Set((spec.mounts ?? []).map((m) => posix.normalize(m.destination)))];
+
+      const cgroup = await createCgroupManager({ name: cgroupName, resources: spec.linux?.resources ?? {} });
+      cleanups.push(() => cgroup.remove());
+      await cgroup.create();
+      const container = await createContainer({ id, bundle: runDir, stateRoot: join(this.root, 'run'), cgroup, cgroupName, logger: this.log, io: { stdin: 'null', stdout: 'pipe', stderr: 'pipe' } });
+      cleanups.push(() => container.delete({ force: true }));
+      const pump = (s: Readable | undefined, name: 'stdout' | 'stderr') =>
+        new Promise<void>((resolve) => {
+          if (!s) return resolve();
+          s.on('data', (c: Buffer) => io.output(name, c));
+          s.on('end', resolve);
+          s.on('close', resolve);
+          s.on('error', () => resolve());
+        });
+      const pumps = [pump(container.stdio?.stdout, 'stdout'), pump(container.stdio?.stderr, 'stderr')];
+      const onAbort = () => void container.kill('SIGKILL').catch(() => undefined);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        await container.start();
+        const r = await container.wait();
+        await Promise.all(pumps);
+        result = { exitCode: exitCodeOf(r), ...(r.signal ? { signal: r.signal } : {}), runtimePaths };
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    } catch (e) {
+      primary = e;
+    }
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch (e) {
+        if (!primary) primary = e;
+      }
+    }
+    if (primary) throw primary;
+    return result!;
+  }
+}
+
+/** Base images from the local image store (by name, id or digest). */
+export class StoreImageResolver implements ImageResolver {
+  constructor(private readonly store: ImageStore) {}
+
+  async resolve(ref: string, platform: Platform): Promise<Image> {
+    return (await this.store.imageFor(ref, platform)).image;
+  }
+}

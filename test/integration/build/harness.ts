@@ -1,0 +1,113 @@
+/**
+ * Shared setup of the build integration tests: a temp store root with the offline busybox base
+ * imported as `localhost/test/busybox:latest`, and a `runBuild` that drives the library build
+ * through the CLI's runtime wiring, collecting progress events.
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build, type BuildResult } from '../../../builder/build.js';
+import { BuildContext } from '../../../builder/context/context.js';
+import { FileBuildCache } from '../../../builder/solver/cache.js';
+import type { ProgressEvent } from '../../../builder/solver/progress.js';
+import { RuntimeExecutor, RuntimeSnapshotter, StoreImageResolver } from '../../../src/cli/wiring/build-runtime.js';
+import { importRootfs } from '../../../src/oci/store/import.js';
+import { ImageStore } from '../../../src/oci/store/image-store.js';
+import { busyboxRootfs } from '../../helpers/base-images.js';
+import { firstReason, needCgroupV1, needOverlay, needRoot } from '../../helpers/capabilities.js';
+import { REPO_ROOT } from '../../helpers/tools.js';
+
+/** testdata/build. */
+export const CASES = join(REPO_ROOT, 'testdata', 'build');
+/** The busybox base's name in test stores. */
+export const BUSYBOX = 'localhost/test/busybox:latest';
+
+/** Why the build integration tests cannot run here, or undefined. */
+export function buildUnavailable(): string | undefined {
+  return firstReason(
+    needRoot(),
+    needOverlay(),
+    needCgroupV1(['memory', 'pids', 'cpu', 'freezer']),
+    existsSync(join(REPO_ROOT, 'native/build/tsbuild-helper')) ? undefined : 'native/build is not built (make -C native)',
+  );
+}
+
+/** A temp store root with busybox imported. */
+export async function makeStore(): Promise<{ root: string; store: ImageStore }> {
+  const root = mkdtempSync(join(tmpdir(), 'tsbuild-build-test-'));
+  const store = await ImageStore.open(root);
+  const desc = await importRootfs(store, await busyboxRootfs(), { created: new Date('2024-01-01T00:00:00Z'), changes: ['CMD ["sh"]'] });
+  await store.tag(BUSYBOX, desc);
+  return { root, store };
+}
+
+/** Options of {@link runBuild}. */
+export interface RunBuildOptions {
+  readonly dockerfile?: string;
+  readonly context?: string;
+  readonly buildArgs?: Record<string, string>;
+  readonly target?: string;
+  readonly noCache?: boolean;
+  readonly sourceDateEpoch?: number;
+  readonly network?: 'host' | 'none';
+}
+
+/** Builds with the runtime wiring; returns the result and the progress events. */
+export async function runBuild(root: string, store: ImageStore, o: RunBuildOptions): Promise<{ result: BuildResult; events: ProgressEvent[]; output: string }> {
+  const events: ProgressEvent[] = [];
+  const ctxDir = o.context ?? mkdtempSync(join(tmpdir(), 'tsbuild-empty-ctx-'));
+  const context = await BuildContext.fromDirectory(ctxDir, {});
+  try {
+    const dockerfile = o.dockerfile ?? (await readFile(join(ctxDir, 'Dockerfile'), 'utf8'));
+    const result = await build({
+      dockerfile,
+      context,
+      ...(o.buildArgs ? { buildArgs: o.buildArgs } : {}),
+      ...(o.target ? { target: o.target } : {}),
+      resolver: new StoreImageResolver(store),
+      snapshotter: new RuntimeSnapshotter(root),
+      executor: new RuntimeExecutor(root),
+      content: store.content,
+      cache: new FileBuildCache(root, store.content),
+      ...(o.noCache ? { noCache: true } : {}),
+      ...(o.sourceDateEpoch !== undefined ? { sourceDateEpoch: o.sourceDateEpoch } : {}),
+      ...(o.network ? { defaultNetwork: o.network } : {}),
+      progress: (e) => events.push(e),
+    });
+    const output = events.filter((e): e is Extract<ProgressEvent, { kind: 'output' }> => e.kind === 'output').map((e) => e.chunk.toString()).join('');
+    return { result, events, output };
+  } finally {
+    await context.close();
+    if (!o.context) rmSync(ctxDir, { recursive: true, force: true });
+  }
+}
+
+/** Names of steps reported CACHED / executed. */
+export function stepStates(events: readonly ProgressEvent[]): { cached: string[]; ran: string[] } {
+  const cached: string[] = [];
+  const ran: string[] = [];
+  for (const e of events) {
+    if (e.kind !== 'step') continue;
+    if (e.state === 'cached') cached.push(e.name);
+    if (e.state === 'start') ran.push(e.name);
+  }
+  return { cached, ran };
+}
+
+/** Mounts under `root` and cgroups named tsbuild-build/* (what a build must not leave behind). */
+export function leftovers(root: string): string[] {
+  const out: string[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    if (line.includes(root)) out.push(`mount: ${line.split(' ')[4]}`);
+  }
+  for (const base of ['/sys/fs/cgroup/memory', '/sys/fs/cgroup/pids', '/sys/fs/cgroup/unified', '/sys/fs/cgroup']) {
+    for (const sub of ['tsbuild-build', 'tsbuild/tsbuild-build']) {
+      const d = join(base, sub);
+      if (existsSync(d)) for (const n of readdirSync(d, { withFileTypes: true })) if (n.isDirectory()) out.push(`cgroup: ${join(d, n.name)}`);
+    }
+  }
+  const containers = join(root, 'containers');
+  if (existsSync(containers)) for (const n of readdirSync(containers)) if (/^[0-9a-f]{64}$/.test(n)) out.push(`container dir: ${n}`);
+  return out;
+}
