@@ -184,7 +184,8 @@ export class ImageStore {
       const old = db.images.find((x) => x.name === full);
       db.images = db.images.filter((x) => x.name !== full && !(x.name === '' && x.descriptor.digest === desc.digest));
       db.images.push({ name: full, descriptor: stripDescriptor(desc), created, id });
-      if (old && old.descriptor.digest !== desc.digest && !db.images.some((x) => x.descriptor.digest === old.descriptor.digest)) {
+      // Same ID (e.g. the same config under a docker instead of an OCI manifest): nothing dangles.
+      if (old && old.descriptor.digest !== desc.digest && old.id !== id && !db.images.some((x) => x.descriptor.digest === old.descriptor.digest || x.id === old.id)) {
         db.images.push({ ...old, name: '' });
       }
     });

@@ -2,7 +2,9 @@
  * Interop of `tsbuild import/save/load` with independent tools: skopeo, umoci, oci-image-tool and
  * podman read what tsbuild writes, and tsbuild reads what skopeo and umoci write.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, openSync, closeSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +18,8 @@ const why = {
   umoci: firstReason(base, needTool('umoci')),
   oit: firstReason(base, needTool('oci-image-tool')),
   podman: firstReason(base, needTool('podman'), base ? undefined : needPodmanWorks()),
+  // Debian's docker.io (20.10): not installed by .ci/setup; the test runs where it is.
+  docker: firstReason(base, needTool('dockerd'), existsSync('/usr/bin/docker') ? undefined : '/usr/bin/docker (Debian docker.io 20.10) is not installed'),
 };
 for (const [k, v] of Object.entries({ base, ...why })) if (v) console.warn(`skip (${k}): ${v}`);
 
@@ -225,5 +229,54 @@ describe('tsbuild reads what tsbuild and peer tools write', () => {
     const l = await runTsbuild(['load', '-i', join(work, 'missing.tar')], { root });
     expect(l.code).not.toBe(0);
     expect(l.stderr).toContain('missing.tar');
+  });
+});
+
+describe('docker engine (20.10)', () => {
+  let dir: string;
+  let dockerd: ChildProcess | undefined;
+  const docker = (args: string[]): Promise<Awaited<ReturnType<typeof run>>> => run('/usr/bin/docker', ['-H', `unix://${join(dir, 'sock')}`, ...args], { timeout: 180_000 });
+
+  beforeAll(async () => {
+    if (why.docker) return;
+    dir = await makeTempDir('tsbuild-dockerd-');
+    const log = openSync(join(dir, 'log'), 'w');
+    dockerd = spawn('dockerd', ['--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'pid'), '-H', `unix://${join(dir, 'sock')}`, '--iptables=false', '--ip-masq=false', '--bridge=none'], { stdio: ['ignore', log, log] });
+    closeSync(log);
+    for (let i = 0; i < 120; i++) {
+      if (existsSync(join(dir, 'sock')) && (await docker(['version'])).code === 0) return;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    throw new Error(`dockerd did not start: ${await readFile(join(dir, 'log'), 'utf8')}`);
+  }, 120_000);
+
+  afterAll(async () => {
+    if (!dockerd) return;
+    const exited = new Promise((r) => dockerd!.once('exit', r));
+    dockerd.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
+    if (dockerd.exitCode === null && dockerd.signalCode === null) dockerd.kill('SIGKILL');
+    // dockerd unmounts its overlays on a clean exit; be sure nothing under dir stays mounted
+    const mounts = (await readFile('/proc/self/mounts', 'utf8')).split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(dir));
+    for (const m of mounts.reverse()) await run('umount', ['-l', m]);
+  }, 60_000);
+
+  it.skipIf(!!why.docker)('docker load accepts our docker-archive and runs it; tsbuild loads what docker save writes', async () => {
+    const l = await docker(['load', '-i', join(work, 'docker.tar')]);
+    expect(l.stderr).toBe('');
+    expect(l.stdout).toContain(`Loaded image: ${name}`);
+    const r = await docker(['run', '--rm', '--network', 'none', name, '/bin/echo', 'hi']);
+    expect(r.stdout).toBe('hi\n');
+    const id = (await docker(['image', 'inspect', '--format', '{{.Id}}', name])).stdout.trim();
+    expect(id).toBe((await inspect(root, name)).Id);
+    // docker 20.10 writes the classic layout (<id>/layer.tar, uncompressed)
+    const saved = join(work, 'docker-saved.tar');
+    expect((await docker(['save', name, '-o', saved])).code).toBe(0);
+    const r2 = join(work, 'from-docker');
+    expect((await tsbuildOk(['load', '-i', saved], { root: r2 })).stdout).toBe(`Loaded image: ${name}\n`);
+    const i = await inspect(r2, name);
+    expect(i.Id).toBe(id);
+    expect(i.RootFS.Layers).toEqual(diffIds);
+    await docker(['rmi', '--force', name]);
   });
 });
