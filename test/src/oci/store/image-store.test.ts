@@ -85,6 +85,16 @@ describe('ImageStore names and ids', () => {
     expect(hasCode(await errorOf(store.untag('x:old')), 'NOT_FOUND')).toBe(true);
   });
 
+  it('moving a tag to another manifest of the same image (same ID) leaves nothing dangling', async () => {
+    const a = await smallImage(store, 'a');
+    const m = JSON.parse((await store.content.read(a.digest)).toString()) as ImageManifest;
+    const other = Buffer.from(JSON.stringify({ ...m, annotations: { note: 'same config, other manifest' } }));
+    const b = await store.content.put(other, { mediaType: a.mediaType });
+    await store.tag('x:1', a);
+    await store.tag('x:1', b);
+    expect((await store.list()).map((r) => [r.name, r.descriptor.digest, r.id])).toEqual([['docker.io/library/x:1', b.digest, m.config.digest]]);
+  });
+
   it('refuses to tag a manifest that is not stored, and digest references', async () => {
     const a = await smallImage(store, 'a');
     const missing = { ...a, digest: sha256('missing') };
