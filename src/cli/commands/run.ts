@@ -60,7 +60,7 @@ export function parseTmpfs(v: string): { destination: string; options: string[] 
 interface Flags {
   rm?: boolean; detach?: boolean; interactive?: boolean; tty?: boolean;
   env?: string[]; envFile?: string[]; workdir?: string; user?: string; entrypoint?: string; name?: string; hostname?: string;
-  volume?: string[]; tmpfs?: string[]; readOnly?: boolean; memory?: string; memorySwap?: string; cpus?: string; pidsLimit?: string;
+  volume?: string[]; tmpfs?: string[]; readOnly?: boolean; memory?: string; memorySwap?: string; cpus?: string; cpuShares?: string; cpusetCpus?: string; pidsLimit?: string;
   network: string; cgroupParent?: string; capAdd?: string[]; capDrop?: string[]; securityOpt?: string[]; privileged?: boolean; init?: boolean;
 }
 
@@ -90,6 +90,11 @@ export function runOptionsFromFlags(root: string, image: string, cmd: string[], 
     if (!Number.isFinite(n) || n <= 0) throw new UsageError('INVALID_ARGUMENT', `invalid value ${JSON.stringify(f.cpus)} for --cpus`);
     resources.cpus = n;
   }
+  if (f.cpuShares !== undefined) {
+    if (!/^\d+$/.test(f.cpuShares)) throw new UsageError('INVALID_ARGUMENT', `invalid value ${JSON.stringify(f.cpuShares)} for --cpu-shares`);
+    resources.cpuShares = Number(f.cpuShares);
+  }
+  if (f.cpusetCpus !== undefined) resources.cpusetCpus = f.cpusetCpus;
   if (f.pidsLimit !== undefined) {
     if (!/^-?\d+$/.test(f.pidsLimit)) throw new UsageError('INVALID_ARGUMENT', `invalid value ${JSON.stringify(f.pidsLimit)} for --pids-limit`);
     resources.pidsLimit = Number(f.pidsLimit);
@@ -150,6 +155,8 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('-m, --memory <bytes>', 'memory limit (e.g. 64m)')
     .option('--memory-swap <bytes>', 'memory plus swap limit; -1 for unlimited swap')
     .option('--cpus <n>', 'number of CPUs (CFS quota)')
+    .option('--cpu-shares <n>', 'relative CPU weight (2-262144)')
+    .option('--cpuset-cpus <list>', 'CPUs the container may use (0-3, 0,1)')
     .option('--pids-limit <n>', 'maximum number of processes')
     .option('--network <mode>', 'none (default) or host; bridge is not implemented yet', 'none')
     .option('--cgroup-parent <path>', "parent of the container's cgroup, relative to tsbuild's own (default: tsbuild)")

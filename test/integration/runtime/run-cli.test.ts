@@ -29,8 +29,8 @@ describe('tsbuild run flag parsing', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tsbuild-envfile-'));
     try {
       writeFileSync(join(dir, 'env'), '# comment\n\nFROM_FILE=1\nB=file\n');
-      const o = runOptionsFromFlags('/r', 'img', ['ls'], { network: 'host', env: ['B=flag'], envFile: [join(dir, 'env')], entrypoint: '', memory: '64m', memorySwap: '-1', cpus: '1.5', pidsLimit: '10', securityOpt: ['seccomp=unconfined', 'no-new-privileges'], capAdd: ['NET_ADMIN'], user: '1:2' });
-      expect(o).toMatchObject({ root: '/r', image: 'img', cmd: ['ls'], entrypoint: [], env: ['FROM_FILE=1', 'B=file', 'B=flag'], network: 'host', seccomp: 'unconfined', noNewPrivileges: true, user: '1:2', capAdd: ['NET_ADMIN'], resources: { memory: 64 << 20, memorySwap: -1, cpus: 1.5, pidsLimit: 10 } });
+      const o = runOptionsFromFlags('/r', 'img', ['ls'], { network: 'host', env: ['B=flag'], envFile: [join(dir, 'env')], entrypoint: '', memory: '64m', memorySwap: '-1', cpus: '1.5', cpuShares: '512', cpusetCpus: '0', pidsLimit: '10', securityOpt: ['seccomp=unconfined', 'no-new-privileges'], capAdd: ['NET_ADMIN'], user: '1:2' });
+      expect(o).toMatchObject({ root: '/r', image: 'img', cmd: ['ls'], entrypoint: [], env: ['FROM_FILE=1', 'B=file', 'B=flag'], network: 'host', seccomp: 'unconfined', noNewPrivileges: true, user: '1:2', capAdd: ['NET_ADMIN'], resources: { memory: 64 << 20, memorySwap: -1, cpus: 1.5, cpuShares: 512, cpusetCpus: '0', pidsLimit: 10 } });
       expect(runOptionsFromFlags('/r', 'img', [], { network: 'none', securityOpt: ['seccomp=/p.json'] }).seccomp).toEqual({ file: '/p.json' });
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -102,6 +102,9 @@ describe.skipIf(!!why)('tsbuild run (CLI)', () => {
     expect(user.stderr).toContain('unable to find user ghost');
     const mem = await runTsbuild(args('-m', 'lots', 'localhost/runcli/busybox', 'true'), { root });
     expect(mem.code).toBe(2);
+    const cpuset = await runTsbuild(args('--cpuset-cpus', '63', 'localhost/runcli/busybox', 'true'), { root });
+    expect(cpuset.code).toBe(125);
+    expect(cpuset.stderr).toMatch(/setting cpuset.cpus of cgroup .* to 63/);
     const tty = await runTsbuild(args('-t', 'localhost/runcli/busybox', 'true'), { root });
     expect(tty.code).toBe(125);
     expect(tty.stderr).toContain('pseudo-terminal (-t) is not supported yet');
