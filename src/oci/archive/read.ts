@@ -60,8 +60,7 @@ export async function readArchivePath(path: string, dst: ContentStore): Promise<
     return await readArchive(file.pipe(d), dst, path);
   } catch (e) {
     file.destroy();
-    if (e instanceof ContentError) throw e;
-    throw new ContentError('INVALID_ARCHIVE', `reading archive ${path}`, { cause: e });
+    throw new ContentError(e instanceof ContentError ? e.code : 'INVALID_ARCHIVE', `loading ${path}`, { cause: e });
   }
 }
 
