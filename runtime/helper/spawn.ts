@@ -2,6 +2,7 @@ import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { existsSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { getSystemErrorMap } from 'node:util';
 import { RuntimeError } from '../errors.js';
 import { FrameDecoder, encodeMessage, type ConfigMessage, type HelperMessage, type ToHelper } from './protocol.js';
 
@@ -40,6 +41,13 @@ export function defaultHelperPath(): string {
     if (existsSync(p)) return p;
   }
   return fileURLToPath(new URL('../../native/build/tsbuild-helper', import.meta.url));
+}
+
+/** ": no such file or directory (ENOENT)" for an errno number, or '' for 0. */
+function describeErrno(errno: number): string {
+  if (!errno) return '';
+  const e = getSystemErrorMap().get(-errno);
+  return e ? `: ${e[1]} (${e[0]})` : `: errno ${errno}`;
 }
 
 function slot(s: StdioSlot | undefined): 'inherit' | 'pipe' | 'ignore' | number {
@@ -130,7 +138,7 @@ export class HelperProcess {
         this.seen.started = true;
         break;
       case 'error':
-        this.seen.error ??= new RuntimeError(m.step === 'exec' ? 'EXEC_FAILED' : 'SETUP_FAILED', `${m.step}: ${m.message}`, { step: m.step, errno: m.errno });
+        this.seen.error ??= new RuntimeError(m.step === 'exec' ? 'EXEC_FAILED' : 'SETUP_FAILED', `${m.step}: ${m.message}${describeErrno(m.errno)}`, { step: m.step, errno: m.errno });
         break;
       case 'exit':
         this.seen.exit = { exitCode: m.exitCode, ...(m.signal ? { signal: m.signal } : {}) };
