@@ -10,6 +10,8 @@ export type SignErrorCode =
   | 'CORRUPT_KEY'
   /** No password was given and none could be asked for. */
   | 'NO_PASSWORD'
+  /** The image to sign or verify does not exist in the registry. */
+  | 'IMAGE_NOT_FOUND'
   /** The image has no signatures (or attestations) at all. */
   | 'NO_SIGNATURES'
   /** Signatures exist but none verifies with the key and matches the claims. */

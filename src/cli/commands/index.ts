@@ -36,5 +36,11 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'push', group: 'registry', summary: 'Push an image to a registry', load: () => import('./push.js') },
   { name: 'runtime', group: 'runtime', summary: 'OCI runtime: create, start, state, kill, delete, run, list, ps, pause, resume, exec', load: () => import('./runtime.js') },
   { name: 'run', group: 'containers', summary: 'Run a command in a new container from a local image', load: () => import('./run.js') },
+  { name: 'attest', group: 'signing', summary: 'Attach a signed in-toto attestation to an image in a registry (cosign attest)', load: () => import('./attest.js') },
+  { name: 'key', group: 'signing', summary: 'Generate cosign-compatible key pairs', load: () => import('./key.js') },
+  { name: 'sbom', group: 'signing', summary: 'Generate an SPDX or CycloneDX SBOM of a local image from its package databases', load: () => import('./sbom.js') },
+  { name: 'sign', group: 'signing', summary: 'Sign an image in a registry with a cosign key', load: () => import('./sign.js') },
+  { name: 'verify', group: 'signing', summary: 'Verify cosign signatures of an image in a registry', load: () => import('./verify.js') },
+  { name: 'verify-attestation', group: 'signing', summary: 'Verify cosign attestations of an image in a registry', load: () => import('./verify.js') },
   { name: 'version', group: 'system', summary: 'Print version information', load: () => import('./version.js') },
 ];

@@ -1,0 +1,178 @@
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import type { CliContext } from '../context.js';
+import type { Descriptor } from '../../oci/descriptor.js';
+import type { Digest } from '../../oci/digest.js';
+import type { Image } from '../../oci/image.js';
+import { formatReference, parseReference, withTag, type Reference } from '../../oci/reference.js';
+import { SignError, type SignErrorCode } from '../../sign/errors.js';
+import { readPrivateKey, type Signer } from '../../sign/keys.js';
+import { dockerReference, parseAnnotations } from '../../sign/payload.js';
+import { appendSignatureLayers, signatureLayer, signatureTag, type SignatureLayer } from '../../sign/signatures.js';
+import { TsbuildError, UsageError } from '../../util/errors.js';
+import { remoteHead, remoteImage } from '../../../registry/remote/image.js';
+import type { RemoteOptions } from '../../../registry/remote/options.js';
+import { push } from '../../../registry/remote/push.js';
+import { connectionFlags, remoteOptions, type ConnectionOpts } from './pull.js';
+
+/** cosign's exit statuses (cmd/cosign/errors/exit_codes.go). */
+export const COSIGN_EXIT = { ImageWithoutSignature: 10, NonExistentTag: 11, NoMatchingSignature: 12 } as const;
+
+/** A SignError that ends the process with `status`. */
+export function exitingSignError(code: SignErrorCode, message: string, status: number): SignError {
+  return Object.assign(new SignError(code, message), { exitCode: status });
+}
+
+/** Collects a repeatable option into an array. */
+export function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+/** Connection flags plus cosign's `--allow-insecure-registry`. */
+export interface SignConnectionOpts extends ConnectionOpts {
+  allowInsecureRegistry?: boolean;
+}
+
+/** Adds the registry flags every signing command takes. */
+export function signConnectionFlags(cmd: Command): Command {
+  return connectionFlags(cmd).option('--allow-insecure-registry', 'allow plain HTTP and unverified TLS (same as --tls-verify=false)');
+}
+
+/** RemoteOptions for the registries of `refs`. */
+export async function signRemoteOptions(c: CliContext, refs: readonly Reference[], o: SignConnectionOpts): Promise<RemoteOptions> {
+  return remoteOptions(c, refs.map((r) => r.registry), o.allowInsecureRegistry ? { ...o, tlsVerify: false, insecure: true } : o);
+}
+
+/**
+ * Reads the password of an encrypted key: $COSIGN_PASSWORD when set (even empty), else a prompt
+ * on the terminal (twice with `confirm`); SignError NO_PASSWORD when neither is possible.
+ */
+export async function readPassword(c: CliContext, prompt: string, confirm = false): Promise<string> {
+  const env = process.env['COSIGN_PASSWORD'];
+  if (env !== undefined) return env;
+  if (!process.stdin.isTTY) throw new SignError('NO_PASSWORD', 'no password: set COSIGN_PASSWORD or run on a terminal');
+  const first = await promptHidden(c, prompt);
+  if (confirm) {
+    const again = await promptHidden(c, 'Enter password for private key again: ');
+    if (again !== first) throw new SignError('NO_PASSWORD', 'passwords do not match');
+  }
+  return first;
+}
+
+function promptHidden(c: CliContext, prompt: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin;
+    c.stderr.write(prompt);
+    let buf = '';
+    stdin.setRawMode(true);
+    stdin.resume();
+    const done = (err?: Error): void => {
+      stdin.setRawMode(false);
+      stdin.pause();
+      stdin.off('data', onData);
+      c.stderr.write('\n');
+      if (err) reject(err);
+      else resolve(buf);
+    };
+    const onData = (d: Buffer): void => {
+      for (const ch of d.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return done();
+        if (ch === '\u0003') return done(new SignError('NO_PASSWORD', 'interrupted'));
+        if (ch === '\u007f' || ch === '\b') buf = buf.slice(0, -1);
+        else buf += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
+}
+
+/** Reads `--key` (cosign key file or plain PEM), asking for a password only when it is encrypted. */
+export async function loadSigner(c: CliContext, path: string): Promise<Signer> {
+  let pem: Buffer;
+  try {
+    pem = await readFile(path);
+  } catch (e) {
+    throw new SignError('CORRUPT_KEY', `reading key ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  return readPrivateKey(pem, () => readPassword(c, 'Enter password for private key: '), `key ${path}`);
+}
+
+/** The image a command works on: its reference and manifest descriptor (by HEAD; digest references are checked). */
+export async function resolveSubject(image: string, opts: RemoteOptions): Promise<{ ref: Reference; descriptor: Descriptor }> {
+  const ref = parseReference(image);
+  let descriptor: Descriptor;
+  try {
+    descriptor = await remoteHead(ref, opts);
+  } catch (e) {
+    if (isNotFound(e)) throw Object.assign(new SignError('IMAGE_NOT_FOUND', `image ${formatReference(ref)} not found`, { cause: e }), { exitCode: COSIGN_EXIT.NonExistentTag });
+    throw e;
+  }
+  if (ref.digest && descriptor.digest !== ref.digest) {
+    throw new SignError('NO_MATCHING_SIGNATURE', `image ${formatReference(ref)}: registry answered with digest ${descriptor.digest}`);
+  }
+  return { ref, descriptor };
+}
+
+/** True for a registry 404 (manifest or repository unknown). */
+export function isNotFound(e: unknown): boolean {
+  if (!(e instanceof TsbuildError)) return false;
+  if (e.code === 'MANIFEST_UNKNOWN' || e.code === 'NAME_UNKNOWN' || e.code === 'NOT_FOUND') return true;
+  return (e as { status?: number }).status === 404;
+}
+
+/** Where signatures of `ref` live: `$COSIGN_REPOSITORY` (a repository, no tag) or `ref`'s own repository. */
+export function signatureRepository(ref: Reference): Reference {
+  const over = process.env['COSIGN_REPOSITORY'];
+  if (!over) return ref;
+  const r = parseReference(over);
+  if (r.digest || (r.tag && r.tag !== 'latest') || over.includes('@')) throw new UsageError('INVALID_ARGUMENT', `COSIGN_REPOSITORY=${over}: want a repository without tag or digest`);
+  return r;
+}
+
+/** The image at `ref`, or undefined when the registry has no such manifest. */
+export async function existingImage(ref: Reference, opts: RemoteOptions): Promise<Image | undefined> {
+  try {
+    const img = await remoteImage(ref, opts);
+    await img.manifest();
+    return img;
+  } catch (e) {
+    if (isNotFound(e)) return undefined;
+    throw e;
+  }
+}
+
+/**
+ * Appends `layer` to the image tagged `tag` in `repo` (creating it when absent) and pushes it;
+ * returns the reference of the pushed signature manifest.
+ */
+export async function appendAndPush(repo: Reference, tag: string, layer: SignatureLayer, opts: RemoteOptions): Promise<{ ref: Reference; descriptor: Descriptor }> {
+  const target = withTag(repo, tag);
+  const base = await existingImage(target, opts);
+  const img = appendSignatureLayers(base, [layer]);
+  const descriptor = await push(target, img, opts);
+  return { ref: target, descriptor };
+}
+
+/** `tsbuild sign --key K [-a k=v]... IMAGE`: cosign-compatible signature pushed as `sha256-<hex>.sig`. */
+export function register(cmd: Command, ctx: () => CliContext): void {
+  signConnectionFlags(cmd)
+    .argument('<image>', 'image reference in a registry (tag or digest); the digest is what gets signed')
+    .requiredOption('--key <path>', 'private key (cosign.key, or an EC/PKCS#8 PEM)')
+    .option('-a, --annotations <key=value>', 'extra claim in the payload\'s "optional" section (repeatable)', collect, [])
+    .action(async (image: string, o: SignConnectionOpts & { key: string; annotations: string[] }) => {
+      const c = ctx();
+      // Everything that can fail locally fails before the registry is touched.
+      const annotations = parseAnnotations(o.annotations);
+      const signer = await loadSigner(c, o.key);
+      const ref = parseReference(image);
+      const sigRepo = signatureRepository(ref);
+      const opts = await signRemoteOptions(c, [ref, sigRepo], o);
+      const { descriptor } = await resolveSubject(image, opts);
+      const digest: Digest = descriptor.digest;
+      const layer = await signatureLayer(signer, dockerReference(ref), digest, annotations);
+      const tag = signatureTag(digest);
+      c.stderr.write(`Pushing signature to: ${formatReference(withTag(sigRepo, tag))}\n`);
+      const pushed = await appendAndPush(sigRepo, tag, layer, opts);
+      c.stdout.write(`${formatReference(pushed.ref)}@${pushed.descriptor.digest}\n`);
+    });
+}
