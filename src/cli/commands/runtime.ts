@@ -4,7 +4,6 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { ExitStatus } from '../exit.js';
 import { UsageError } from '../../util/errors.js';
-import { createCgroupManager } from '../../../runtime/cgroups/manager.js';
 import type { CgroupManager } from '../../../runtime/cgroups/types.js';
 import {
   createContainer, execInContainer, listContainers, loadContainer, loadStoredState, runContainer,
@@ -19,9 +18,15 @@ function cgroupName(id: string): string {
   return `tsbuild/${id}`;
 }
 
+/** The cgroup manager, loaded only when a container has or gets a cgroup. */
+async function newCgroupManager(name: string): Promise<CgroupManager> {
+  const { createCgroupManager } = await import('../../../runtime/cgroups/manager.js');
+  return createCgroupManager({ name });
+}
+
 async function cgroupFor(ctx: CliContext, id: string): Promise<CgroupManager | undefined> {
   const s = await loadStoredState(stateRootOf(ctx), id);
-  return s.cgroupName ? createCgroupManager({ name: s.cgroupName }) : undefined;
+  return s.cgroupName ? newCgroupManager(s.cgroupName) : undefined;
 }
 
 /** Host pids in the pid namespace of `pid` (the container's processes), without a cgroup. */
@@ -58,7 +63,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
 
   addCreateFlags(cmd.command('create').argument('<id>').description('create a container from a bundle; it waits for start')).action(async (id: string, o: CreateFlags) => {
     const c = ctx();
-    const cgroup = o.cgroups ? await createCgroupManager({ name: cgroupName(id) }) : undefined;
+    const cgroup = o.cgroups ? await newCgroupManager(cgroupName(id)) : undefined;
     const created = await createContainer({
       id, bundle: o.bundle, stateRoot: stateRootOf(c), detach: true, logger: c.logger,
       ...(cgroup ? { cgroup, cgroupName: cgroupName(id) } : {}), ...(o.pidFile ? { pidFile: o.pidFile } : {}), ...(o.init ? { init: true } : {}),
@@ -88,7 +93,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
 
   addCreateFlags(cmd.command('run').argument('<id>').description('create, start and wait for a container, then delete it; exits with its status')).action(async (id: string, o: CreateFlags) => {
     const c = ctx();
-    const cgroup = o.cgroups ? await createCgroupManager({ name: cgroupName(id) }) : undefined;
+    const cgroup = o.cgroups ? await newCgroupManager(cgroupName(id)) : undefined;
     const ac = new AbortController();
     const r = await runContainer({
       id, bundle: o.bundle, stateRoot: stateRootOf(c), logger: c.logger, signal: ac.signal, forwardSignals: true,
