@@ -7,8 +7,8 @@ export async function setFile(fs: CgroupFs, dir: string, file: string, value: st
   try {
     await fs.write(join(dir, file), String(value));
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new RuntimeError('CGROUP', `setting ${file} of cgroup ${dir} to ${value}${code ? ` (${code})` : ''}`, { cause: e, step: 'cgroup' });
+    // the cause (Node's errno error) carries the errno name into the printed chain
+    throw new RuntimeError('CGROUP', `setting ${file} of cgroup ${dir} to ${value}`, { cause: e, step: 'cgroup' });
   }
 }
 
