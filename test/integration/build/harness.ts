@@ -111,3 +111,21 @@ export function leftovers(root: string): string[] {
   if (existsSync(containers)) for (const n of readdirSync(containers)) if (/^[0-9a-f]{64}$/.test(n)) out.push(`container dir: ${n}`);
   return out;
 }
+
+/** Unpacks an image's layers in order into `dir` (whiteouts applied): the rootfs a container would see. */
+export async function unpackImage(image: import('../../../src/oci/image.js').Image, dir: string): Promise<void> {
+  const { extractLayer } = await import('../../../src/oci/tar/extract.js');
+  for (const l of await image.layers()) await extractLayer(await l.uncompressed(), dir, { whiteouts: 'apply' });
+}
+
+/** The entries of a layer tar: path → entry. */
+export async function layerEntries(layer: import('../../../src/oci/image.js').Layer): Promise<Map<string, import('../../../src/oci/tar/entry.js').TarEntry>> {
+  const { readTar } = await import('../../../src/oci/tar/reader.js');
+  const out = new Map<string, import('../../../src/oci/tar/entry.js').TarEntry>();
+  for await (const { entry, body } of readTar(await layer.uncompressed())) {
+    out.set(entry.path.replace(/^\.?\//, '').replace(/\/$/, ''), entry);
+    body.resume();
+    await new Promise<void>((r) => (body.readableEnded ? r() : body.once('end', r)));
+  }
+  return out;
+}
