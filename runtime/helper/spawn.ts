@@ -162,7 +162,7 @@ export class HelperProcess {
         } else if (v !== undefined) {
           this.waiters.delete(check);
           resolve(v);
-        } else if (this.seen.closed && this.child.exitCode !== null) {
+        } else if (this.seen.closed && (this.child.exitCode !== null || this.child.signalCode !== null)) {
           this.waiters.delete(check);
           reject(new RuntimeError('HELPER_FAILED', `the helper ended before ${what}`));
         }
