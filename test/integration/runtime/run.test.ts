@@ -135,9 +135,9 @@ describe.skipIf(!!why)('tsbuild run (library) with a busybox image', () => {
 
   it('--cpus sets the CFS quota of the cgroup the container runs in', async () => {
     // The probe prints /proc/self/cgroup; while it sleeps, the host side reads that cgroup's quota.
-    const run = runCaptured({ cmd: ['sh', '-c', '/probe cgroup; sleep 1'], resources: { cpus: 0.5 } });
+    const run = runCaptured({ cmd: ['sh', '-c', '/probe cgroup; sleep 2'], resources: { cpus: 0.5 } });
     let quota: string | undefined;
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + 15_000;
     // the directory exists a moment before the limits are written: poll until they are
     while (quota !== '50000' && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
