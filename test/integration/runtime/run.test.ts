@@ -207,7 +207,7 @@ describe.skipIf(!!why)('tsbuild run (library) with a busybox image', () => {
   it('--name is unique among running containers and free again afterwards', async () => {
     const first = runCaptured({ cmd: ['sleep', '2'], name: 'dup' });
     const nameFile = join(root, 'containers', 'names', 'dup');
-    for (let i = 0; i < 100 && !existsSync(nameFile); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 500 && !existsSync(nameFile); i++) await new Promise((r) => setTimeout(r, 20));
     await expect(runCaptured({ cmd: ['true'], name: 'dup' })).rejects.toThrow(/the container name dup is already in use by container [0-9a-f]{12}/);
     expect((await first).exitCode).toBe(0);
     expect((await runCaptured({ cmd: ['true'], name: 'dup' })).exitCode).toBe(0);
