@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { build } from '../../../builder/build.js';
 import { BuildContext } from '../../../builder/context/context.js';
 import { FileBuildCache } from '../../../builder/solver/cache.js';
+import { formatReference, parseReference } from '../../oci/reference.js';
 import { ImageStore } from '../../oci/store/image-store.js';
 import { UsageError } from '../../util/errors.js';
 import type { CliContext } from '../context.js';
@@ -109,7 +110,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
           const id = manifest.config.digest;
           for (const t of f.tag ?? []) await store.tag(t, desc);
           progress.finish(`writing image ${id} done`);
-          for (const t of f.tag ?? []) progress.finish(`naming to ${t} done`);
+          for (const t of f.tag ?? []) progress.finish(`naming to ${formatReference(parseReference(t))} done`);
           if (f.iidfile) await writeFile(f.iidfile, id);
           if (f.quiet) c.stdout.write(`${id}\n`);
         } finally {

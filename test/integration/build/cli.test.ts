@@ -1,0 +1,114 @@
+/**
+ * `tsbuild build` end to end through the built CLI, and what peers say about a built image:
+ * oci-image-tool validates it, skopeo inspects it, umoci unpacks it.
+ */
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeLayout } from '../../../src/oci/layout/layout.js';
+import { ImageStore } from '../../../src/oci/store/image-store.js';
+import { busyboxRootfs } from '../../helpers/base-images.js';
+import { firstReason, needBuiltCli, needTool } from '../../helpers/capabilities.js';
+import { run, runTsbuild, tsbuildOk } from '../../helpers/tools.js';
+import { buildUnavailable, BUSYBOX, CASES, leftovers } from './harness.js';
+
+const why = firstReason(buildUnavailable(), needBuiltCli());
+if (why) console.warn(`skip: ${why}`);
+const peers = { oit: needTool('oci-image-tool'), skopeo: needTool('skopeo'), umoci: needTool('umoci') };
+for (const [k, v] of Object.entries(peers)) if (v) console.warn(`skip (${k}): ${v}`);
+
+let root = '';
+const temps: string[] = [];
+const tmp = (p: string) => {
+  const d = mkdtempSync(join(tmpdir(), p));
+  temps.push(d);
+  return d;
+};
+
+beforeAll(async () => {
+  if (why) return;
+  root = tmp('tsbuild-build-cli-');
+  await tsbuildOk(['import', await busyboxRootfs(), BUSYBOX, '-c', 'CMD ["sh"]'], { root });
+}, 120_000);
+
+afterAll(() => {
+  for (const t of temps) rmSync(t, { recursive: true, force: true });
+});
+
+describe.skipIf(!!why)('tsbuild build (CLI)', () => {
+  it('builds and tags; prints CACHED on the second run; -q and --iidfile give the image id', async () => {
+    const ctx = tmp('tsbuild-build-cli-ctx-');
+    cpSync(join(CASES, 'cache'), ctx, { recursive: true });
+    const first = await tsbuildOk(['build', '-t', 'localhost/cli/app:1', '--progress', 'plain', ctx], { root });
+    expect(first.stderr).toContain('[2/5] RUN echo base-step > /base');
+    expect(first.stderr).toContain('naming to localhost/cli/app:1 done');
+    const second = await tsbuildOk(['build', '-t', 'localhost/cli/app:1', '--progress=plain', ctx], { root });
+    expect(second.stderr.match(/CACHED/g)?.length).toBe(4);
+    const iid = join(ctx, 'iid');
+    const q = await tsbuildOk(['build', '-q', '--iidfile', iid, '-t', 'localhost/cli/app:2', ctx], { root });
+    expect(q.stderr).toBe('');
+    expect(q.stdout.trim()).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(readFileSync(iid, 'utf8')).toBe(q.stdout.trim());
+    const images = await tsbuildOk(['images'], { root });
+    expect(images.stdout).toContain(q.stdout.trim().slice(7, 19));
+  }, 120_000);
+
+  it('-f, --target and --build-arg', async () => {
+    const ctx = tmp('tsbuild-build-cli-ctx-');
+    writeFileSync(join(ctx, 'Build.df'), `FROM ${BUSYBOX} AS one\nARG WHAT=default\nRUN echo "$WHAT" > /what\nFROM one AS two\nRUN exit 1\n`);
+    await tsbuildOk(['build', '-f', join(ctx, 'Build.df'), '--target', 'one', '--build-arg', 'WHAT=given', '-t', 'localhost/cli/target', ctx], { root });
+    const out = await tsbuildOk(['run', '--rm', 'localhost/cli/target', 'cat', '/what'], { root });
+    expect(out.stdout).toBe('given\n');
+  }, 120_000);
+
+  it('a failing RUN exits non-zero, shows the step, exit code and output, tags nothing and leaves nothing behind', async () => {
+    const r = await runTsbuild(['build', '-t', 'localhost/cli/fail', '--progress', 'plain', join(CASES, 'fail-run')], { root });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('[3/4] RUN echo "about to fail"');
+    expect(r.stderr).toContain('exited with code 3');
+    expect(r.stderr).toContain('last words');
+    expect((await tsbuildOk(['images'], { root })).stdout).not.toContain('localhost/cli/fail');
+    expect(leftovers(root)).toEqual([]);
+    const bad = await runTsbuild(['build', '--progress', 'bogus', join(CASES, 'fail-run')], { root });
+    expect(bad.code).toBe(2);
+  }, 120_000);
+
+  it('prune keeps layers the build cache refers to', async () => {
+    const ctx = tmp('tsbuild-build-cli-ctx-');
+    writeFileSync(join(ctx, 'Dockerfile'), `FROM ${BUSYBOX}\nRUN echo kept-by-cache > /k\n`);
+    await tsbuildOk(['build', ctx], { root }); // untagged: only the cache refers to the layer
+    const store = await ImageStore.open(root);
+    await store.gc();
+    const again = await tsbuildOk(['build', '--progress=plain', '-t', 'localhost/cli/kept', ctx], { root });
+    expect(again.stderr).toContain('CACHED');
+    const out = await tsbuildOk(['run', '--rm', 'localhost/cli/kept', 'cat', '/k'], { root });
+    expect(out.stdout).toBe('kept-by-cache\n');
+  }, 120_000);
+
+  it('peers accept a built image: oci-image-tool validate, skopeo inspect, umoci unpack', async () => {
+    const r = await tsbuildOk(['build', '-t', 'localhost/cli/peers:1', join(CASES, 'copy-rules')], { root });
+    void r;
+    const store = await ImageStore.open(root);
+    const rec = await store.resolve('localhost/cli/peers:1');
+    const layout = tmp('tsbuild-build-layout-');
+    await writeLayout(layout, store.content, [{ descriptor: rec.descriptor, names: ['localhost/cli/peers:1'] }]);
+    if (!peers.oit) {
+      const v = await run('oci-image-tool', ['validate', '--type', 'image', '--ref', 'name=1', layout]);
+      expect(v.stdout + v.stderr).toContain('Validation succeeded');
+    }
+    if (!peers.skopeo) {
+      const s = await run('skopeo', ['inspect', `oci:${layout}:1`]);
+      expect(s.code).toBe(0);
+      const j = JSON.parse(s.stdout) as { Digest: string; Layers: string[] };
+      expect(j.Digest).toBe(rec.descriptor.digest);
+    }
+    if (!peers.umoci) {
+      const bundle = join(tmp('tsbuild-build-umoci-'), 'b');
+      const u = await run('umoci', ['unpack', '--image', `${layout}:1`, bundle]);
+      expect(u.code, u.stderr).toBe(0);
+      expect(readFileSync(join(bundle, 'rootfs/existing/a.txt'), 'utf8')).toBe('file a\n');
+      expect(existsSync(join(bundle, 'rootfs/heredoc.txt'))).toBe(true);
+    }
+  }, 120_000);
+});
