@@ -54,6 +54,7 @@ export interface RunOptions {
   /** Called once the container's process runs; the caller forwards its signals through `kill`. */
   onStarted?: (kill: (signal: NodeJS.Signals) => Promise<void>) => void;
   logger?: Logger;
+  /** Cancels the run: before the container starts, setup stops and rejects with the abort reason; after, the container is SIGKILLed. */
   signal?: AbortSignal;
 }
 
@@ -202,8 +203,10 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
     await fsp.writeFile(join(containerDir, 'owner.json'), JSON.stringify(owner));
 
     // === rootfs
+    opts.signal?.throwIfAborted();
     const rootfs: PreparedRootfs = await prepareRootfs(new SnapshotStore(opts.root), image, containerDir, opts.signal);
     cleanups.push(() => rootfs.cleanup());
+    opts.signal?.throwIfAborted();
 
     // === /etc/hosts, /etc/hostname, /etc/resolv.conf (Docker writes them per container)
     const hostname = opts.hostname ?? id.slice(0, 12);
@@ -262,11 +265,13 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
     }
 
     // === run
+    opts.signal?.throwIfAborted();
     const container: Container = await createContainer({ id, bundle: containerDir, stateRoot: join(opts.root, 'run'), cgroup, cgroupName, init: !!opts.init, logger: log, ...(opts.io ? { io: opts.io } : {}) });
     cleanups.push(() => container.delete({ force: true }));
     const onAbort = () => void container.kill('SIGKILL').catch(() => undefined);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
+      opts.signal?.throwIfAborted();
       await container.start();
       opts.onStarted?.((sig) => container.kill(sig));
       const r = await container.wait();

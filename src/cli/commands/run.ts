@@ -187,6 +187,8 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         });
         if (r.exitCode !== 0) throw new ExitStatus(r.exitCode);
       } catch (e) {
+        // interrupted during setup: everything made so far is removed; end like a shell would
+        if (abort.signal.aborted && !(e instanceof ExitStatus)) throw new ExitStatus(130);
         throw withRunStatus(e);
       } finally {
         for (const s of sigs) process.off(s, onSignal);

@@ -215,6 +215,23 @@ describe.skipIf(!!why)('tsbuild run (library) with a busybox image', () => {
     expect(leftovers()).toEqual([]);
   });
 
+  it('an abort signal stops setup, or kills a running container, and leaves nothing behind', async () => {
+    const early = new AbortController();
+    early.abort();
+    await expect(runCaptured({ cmd: ['true'], signal: early.signal })).rejects.toThrow(/abort/i);
+    const late = new AbortController();
+    const t0 = Date.now();
+    const running = runCaptured({ cmd: ['sleep', '30'], signal: late.signal });
+    // abort once the container process runs (it is in its pids cgroup)
+    const pidsDir = join('/sys/fs/cgroup/pids', CGROUP_PARENT);
+    const isRunning = () => existsSync(pidsDir) && readdirSync(pidsDir, { withFileTypes: true }).some((d) => d.isDirectory() && readFileSync(join(pidsDir, d.name, 'cgroup.procs'), 'utf8').trim() !== '');
+    for (let i = 0; i < 300 && !isRunning(); i++) await new Promise((r) => setTimeout(r, 50));
+    late.abort();
+    expect((await running).exitCode).toBe(137);
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    expect(leftovers()).toEqual([]);
+  });
+
   it('bad input fails naming the object and leaves nothing behind', async () => {
     await expect(runCaptured({ image: 'localhost/runtest/missing:1' })).rejects.toThrow(/unable to find image localhost\/runtest\/missing:1/);
     await expect(runCaptured({ image: 'localhost/runtest/nocmd:latest' })).rejects.toThrow(/no command specified/);
