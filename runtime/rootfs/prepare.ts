@@ -6,6 +6,9 @@ import { MNT_DETACH, mount, umount2 } from './mount.js';
 import { planOverlay, MOUNT_DATA_MAX, type OverlayPlan } from './overlay.js';
 import type { SnapshotStore } from './snapshots.js';
 
+/** Layers unpacked at the same time by {@link prepareRootfs}. */
+const UNPACK_CONCURRENCY = 3;
+
 /** A mounted container root. */
 export interface PreparedRootfs {
   /** The overlay mount point (the bundle's root.path). */
@@ -55,8 +58,17 @@ export function unmount(target: string): void {
  * builder's Executor uses the same call; `upper` is the container's diff.
  */
 export async function prepareRootfs(snapshots: SnapshotStore, image: Image, containerDir: string, signal?: AbortSignal): Promise<PreparedRootfs> {
-  const lowers: string[] = [];
-  for (const layer of await image.layers()) lowers.push(await snapshots.ensure(layer, signal));
+  // Layers unpack independently: a few at a time (decompression and file creation overlap).
+  const layers = await image.layers();
+  const lowers: string[] = new Array(layers.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < layers.length) {
+      const i = next++;
+      lowers[i] = await snapshots.ensure(layers[i]!, signal);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(UNPACK_CONCURRENCY, layers.length) }, worker));
   if (lowers.length === 0) {
     // FROM scratch: overlay needs a lower directory
     const empty = join(containerDir, 'empty');
