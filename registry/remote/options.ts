@@ -6,6 +6,8 @@ import type { RegistryClient } from '../transport/client.js';
 export interface RemoteOptions extends TransportOptions {
   /** Platform chosen from an index (default: the host's). */
   readonly platform?: Platform;
+  /** Pull: store every image of an index (every platform) instead of only `platform`'s. */
+  readonly allPlatforms?: boolean;
   /** Blobs transferred at once (default 4). */
   readonly concurrency?: number;
   /** Blobs larger than this are uploaded in chunks (PATCH + Content-Range); default 32 MiB. */

@@ -26,7 +26,7 @@ export interface PullResult {
  * itself. Layers are downloaded in parallel (`concurrency`, default 4), each verified while it
  * streams into the store and resumed with Range after a dropped connection; blobs already in
  * the store are skipped. Manifests are stored after their blobs, so the store never holds a
- * manifest whose blobs are missing. Returns the descriptor of the manifest/index fetched.
+ * manifest whose blobs are missing. With `allPlatforms`, every image of an index is stored. Returns the descriptor of the manifest/index fetched.
  */
 export async function pull(ref: Reference, store: ContentStore, opts: RemoteOptions = {}): Promise<Descriptor> {
   return (await pullDetailed(ref, store, opts)).descriptor;
@@ -40,6 +40,20 @@ export async function pullDetailed(ref: Reference, store: ContentStore, opts: Re
     let counter = { n: 0 };
     if (isIndex(top.descriptor.mediaType)) {
       const idx = parseIndex(top.bytes, `index ${top.descriptor.digest} of ${repo.name}`);
+      if (opts.allPlatforms) {
+        const images = idx.manifests.filter((m) => isImageManifest(m.mediaType));
+        if (!images.length) throw new ContentError('NOT_FOUND', `pulling ${repo.name}: index ${top.descriptor.digest} has no image manifests`);
+        let first: Descriptor | undefined;
+        for (const m of images) {
+          const child = await repo.getManifest(m.digest);
+          await pullNode(repo, store, child, counter);
+          first ??= { ...child.descriptor, ...(m.platform ? { platform: m.platform } : {}) };
+        }
+        await putManifest(store, top);
+        const want = opts.platform ?? hostPlatform();
+        const chosen = selectPlatform(idx.manifests, want);
+        return { descriptor: top.descriptor, image: chosen ?? first!, downloaded: counter.n };
+      }
       const want = opts.platform ?? hostPlatform();
       const chosen = selectPlatform(idx.manifests, want);
       if (!chosen) {

@@ -3,6 +3,7 @@ import type { ContentStore } from '../../src/oci/content/content-store.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
 import type { Image, ImageIndex } from '../../src/oci/image.js';
 import { isIndex } from '../../src/oci/media-types.js';
+import { formatPlatform } from '../../src/oci/platform.js';
 import { formatReference, type Reference } from '../../src/oci/reference.js';
 import { repositoryScope } from '../transport/auth.js';
 import { RegistryError } from '../transport/errors.js';
@@ -106,9 +107,25 @@ async function pushStored(repo: Repository, store: ContentStore, desc: Descripto
   if (isIndex(desc.mediaType)) {
     for (const c of children) {
       // Index entries for platforms that were never pulled are not in the store: the
-      // registry may still have them (pushed back to where they came from), so try anyway.
+      // destination may still have them (pushed back to where they came from); otherwise the
+      // index cannot be pushed, and that is said before the registry refuses it.
       if (!(await store.has(c.digest))) {
-        repo.opts.logger?.warn(`pushing ${repo.name}: index entry ${c.digest} is not in the local store; skipped`);
+        const there = await repo.headManifest(c.digest, 'pushing').then(
+          () => true,
+          (e: unknown) => {
+            if (e instanceof RegistryError && (e.code === 'MANIFEST_UNKNOWN' || e.status === 404)) return false;
+            throw e;
+          },
+        );
+        if (!there) {
+          const plat = c.platform ? ` (${formatPlatform(c.platform)})` : '';
+          throw new RegistryError(
+            'MANIFEST_BLOB_UNKNOWN',
+            `pushing ${repo.name}: index entry ${c.digest}${plat} is neither in the local store nor in the destination repository; pull the image with --all-platforms first`,
+            { ref: repo.name },
+          );
+        }
+        repo.opts.logger?.debug(`pushing ${repo.name}: index entry ${c.digest} is not in the local store but the repository has it`);
         continue;
       }
       await pushStored(repo, store, c, undefined, uploaded);

@@ -7,7 +7,7 @@ import { FileContentStore } from '../../src/oci/content/file-store.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
 import { sha256, type Digest } from '../../src/oci/digest.js';
 import { MediaTypes } from '../../src/oci/media-types.js';
-import { hostPlatform } from '../../src/oci/platform.js';
+import { hostPlatform, type Platform } from '../../src/oci/platform.js';
 
 /** A small image written into an OCI layout directory (which is also a FileContentStore root). */
 export interface RandomImage {
@@ -34,6 +34,8 @@ export interface RandomImageOptions {
   readonly tag?: string;
   /** Put the image in this directory instead of a new temp dir. */
   readonly dir?: string;
+  /** Platform recorded in the config (default: the host's). */
+  readonly platform?: Platform;
 }
 
 /**
@@ -62,11 +64,12 @@ export async function randomImage(opts: RandomImageOptions = {}): Promise<Random
       const gz = execFileSync('gzip', ['-n', '-c', tarPath], { maxBuffer: 1 << 30 });
       layers.push(await store.put(gz, { mediaType: docker ? MediaTypes.DockerLayer : MediaTypes.OciLayerGzip, digest: sha256(gz), size: gz.length }));
     }
-    const p = hostPlatform();
+    const p = opts.platform ?? hostPlatform();
     const cfgBytes = Buffer.from(
       JSON.stringify({
         architecture: p.architecture,
         os: p.os,
+        ...(p.variant ? { variant: p.variant } : {}),
         created: '1970-01-01T00:00:00Z',
         config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Labels: { nonce: randomBytes(8).toString('hex') } },
         rootfs: { type: 'layers', diff_ids: diffIds },
@@ -93,5 +96,46 @@ export async function randomImage(opts: RandomImageOptions = {}): Promise<Random
     return { dir, store, manifest: md, config, layers, diffIds, cleanup: () => rm(dir, { recursive: true, force: true }) };
   } finally {
     await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** An OCI layout holding an index over one random image per platform. */
+export interface RandomIndex {
+  readonly dir: string;
+  readonly store: FileContentStore;
+  /** The index descriptor (as written to index.json, without the ref annotation). */
+  readonly index: Descriptor;
+  /** One entry per platform, in the order given: the image and its platform. */
+  readonly images: readonly { readonly platform: Platform; readonly image: RandomImage }[];
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Builds one {@link randomImage} per platform in one layout directory and an OCI image index over
+ * them (entries carry `platform`); index.json names the index with `tag` (default 'latest').
+ */
+export async function randomIndex(platforms: readonly Platform[], opts: Omit<RandomImageOptions, 'dir' | 'platform'> = {}): Promise<RandomIndex> {
+  const dir = await mkdtemp(join(tmpdir(), 'tsbuild-idx-'));
+  try {
+    const images: { platform: Platform; image: RandomImage }[] = [];
+    for (const platform of platforms) images.push({ platform, image: await randomImage({ ...opts, dir, platform }) });
+    const store = new FileContentStore(dir);
+    const bytes = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaTypes.OciIndex,
+        manifests: images.map(({ platform, image }) => ({ ...image.manifest, platform })),
+      }),
+    );
+    const index = await store.put(bytes, { mediaType: MediaTypes.OciIndex, digest: sha256(bytes), size: bytes.length });
+    const desc: Descriptor = { mediaType: MediaTypes.OciIndex, digest: index.digest, size: index.size };
+    await writeFile(
+      join(dir, 'index.json'),
+      JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OciIndex, manifests: [{ ...desc, annotations: { 'org.opencontainers.image.ref.name': opts.tag ?? 'latest' } }] }),
+    );
+    return { dir, store, index: desc, images, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true });
+    throw e;
   }
 }

@@ -84,8 +84,9 @@ export function register(cmd: Command, ctx: () => CliContext): void {
   connectionFlags(cmd)
     .argument('<image>', 'image reference, e.g. 127.0.0.1:5000/demo/app:v1')
     .option('--platform <os/arch[/variant]>', 'platform to pull from an index (default: this host)')
+    .option('--all-platforms', 'pull every platform of an index (needed to push the index elsewhere)')
     .option('-q, --quiet', 'print only the image reference')
-    .action(async (image: string, o: ConnectionOpts & { platform?: string; quiet?: boolean }) => {
+    .action(async (image: string, o: ConnectionOpts & { platform?: string; allPlatforms?: boolean; quiet?: boolean }) => {
       const c = ctx();
       const ref = parseReference(image);
       const store = await ImageStore.open(c.root, { logger: c.logger });
@@ -95,6 +96,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         ...(await remoteOptions(c, [ref.registry], o)),
         partialDir: partialDir(c),
         ...(o.platform ? { platform: parsePlatform(o.platform) } : {}),
+        ...(o.allPlatforms ? { allPlatforms: true } : {}),
         ...(onProgress ? { onProgress } : {}),
       });
       const name = nameFor(ref);
