@@ -57,7 +57,10 @@ export async function mkdirAllInRoot(root: string, p: string, owner: { uid: numb
   for (const part of parts) {
     const r = await resolveInRoot(root, posix.join(cur, part));
     const st = await lstat(r.host).catch(() => undefined);
-    if (!st) {
+    if (!st && r.path !== posix.join(cur, part)) {
+      // a dangling symlink: create its target (a resolved path, no links left to follow)
+      await mkdirAllInRoot(root, r.path, owner, mode);
+    } else if (!st) {
       await mkdir(r.host, { mode });
       await chown(r.host, owner.uid, owner.gid);
     } else if (!st.isDirectory()) {
