@@ -263,7 +263,9 @@ export function specFromImage(config: ImageConfig, opts: SpecOptions): RuntimeSp
     ociVersion: OCI_RUNTIME_SPEC_VERSION,
     process: {
       terminal: !!opts.terminal,
-      user: { uid: user.uid, gid: user.gid, ...(user.additionalGids ? { additionalGids: user.additionalGids } : {}) },
+      // The primary gid is a supplementary group too, so that a group with fewer rights than
+      // "other" cannot be escaped with setgroups (Docker 20.10.18, CVE-2022-36109).
+      user: { uid: user.uid, gid: user.gid, additionalGids: [...new Set([user.gid, ...(user.additionalGids ?? [])])] },
       args,
       env,
       cwd,
