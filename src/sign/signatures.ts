@@ -80,14 +80,24 @@ function signatureConfig(diffIds: readonly string[]): Buffer {
   );
 }
 
+/** Options of {@link appendSignatureLayers}. */
+export interface AppendOptions {
+  /**
+   * The signer's public key: an existing layer with the same payload whose signature verifies
+   * with it counts as a duplicate (ECDSA signatures differ on every run, so bytes alone do not tell).
+   */
+  readonly verifier?: Verifier;
+}
+
 /**
  * A signature (or attestation) image: `base`'s layers (an existing `.sig`/`.att` image, kept
- * with their descriptors and annotations) followed by `add`. A layer of `add` whose digest and
- * annotations equal an existing layer's is skipped (cosign's duplicate detection), so signing
- * twice with the same key and claims does not grow the image. The config is rebuilt in cosign's
- * shape (empty platform, zero times, one diff id per layer); the manifest is OCI.
+ * with their descriptors and annotations) followed by `add`. A layer of `add` that duplicates an
+ * existing one is skipped, as cosign's duplicate detector does: same payload digest, and the same
+ * annotations or (with `opts.verifier`) an existing signature that verifies with the same key. So
+ * signing twice with the same key and claims does not grow the image. The config is rebuilt in
+ * cosign's shape (empty platform, zero times, one diff id per layer); the manifest is OCI.
  */
-export function appendSignatureLayers(base: Image | undefined, add: readonly SignatureLayer[]): Image {
+export function appendSignatureLayers(base: Image | undefined, add: readonly SignatureLayer[], opts: AppendOptions = {}): Image {
   return computedImage(async () => {
     const baseManifest: ImageManifest | undefined = base ? await base.manifest() : undefined;
     const baseLayers: readonly Layer[] = base ? await base.layers() : [];
@@ -95,7 +105,12 @@ export function appendSignatureLayers(base: Image | undefined, add: readonly Sig
     const layers: Layer[] = [...baseLayers];
     for (const a of add) {
       const digest = sha256(a.blob);
-      const dup = descs.some((d) => d.digest === digest && JSON.stringify(d.annotations ?? {}) === JSON.stringify(a.annotations));
+      const dup = descs.some((d) => {
+        if (d.digest !== digest || d.mediaType !== a.mediaType) return false;
+        if (JSON.stringify(d.annotations ?? {}) === JSON.stringify(a.annotations)) return true;
+        const sig = d.annotations?.[SIGNATURE_ANNOTATION];
+        return !!opts.verifier && !!sig && opts.verifier.verify(a.blob, Buffer.from(sig, 'base64'));
+      });
       if (dup) continue;
       descs.push({ mediaType: a.mediaType, size: a.blob.byteLength, digest, annotations: { ...a.annotations } });
       layers.push(memoryLayer(a));
@@ -124,7 +139,9 @@ export async function signatureLayer(signer: Signer, repository: string, digest:
 
 /** The `.att` layer for a signed DSSE envelope with statement of `predicateType`. */
 export function attestationLayer(envelope: Uint8Array, predicateType: string): SignatureLayer {
-  return { mediaType: DSSE_MEDIA_TYPE, blob: envelope, annotations: { [PREDICATE_TYPE_ANNOTATION]: predicateType } };
+  // cosign puts an empty signature annotation on attestation layers (static.NewAttestation), and
+  // `cosign verify-attestation` refuses layers without it.
+  return { mediaType: DSSE_MEDIA_TYPE, blob: envelope, annotations: { [SIGNATURE_ANNOTATION]: '', [PREDICATE_TYPE_ANNOTATION]: predicateType } };
 }
 
 /** The outcome for one layer of a signature image. */

@@ -6,7 +6,7 @@ import type { Digest } from '../../oci/digest.js';
 import type { Image } from '../../oci/image.js';
 import { formatReference, parseReference, withTag, type Reference } from '../../oci/reference.js';
 import { SignError, type SignErrorCode } from '../../sign/errors.js';
-import { readPrivateKey, type Signer } from '../../sign/keys.js';
+import { readPrivateKey, verifierFromKey, type Signer } from '../../sign/keys.js';
 import { dockerReference, parseAnnotations } from '../../sign/payload.js';
 import { appendSignatureLayers, signatureLayer, signatureTag, type SignatureLayer } from '../../sign/signatures.js';
 import { TsbuildError, UsageError } from '../../util/errors.js';
@@ -145,10 +145,10 @@ export async function existingImage(ref: Reference, opts: RemoteOptions): Promis
  * Appends `layer` to the image tagged `tag` in `repo` (creating it when absent) and pushes it;
  * returns the reference of the pushed signature manifest.
  */
-export async function appendAndPush(repo: Reference, tag: string, layer: SignatureLayer, opts: RemoteOptions): Promise<{ ref: Reference; descriptor: Descriptor }> {
+export async function appendAndPush(repo: Reference, tag: string, layer: SignatureLayer, opts: RemoteOptions, signer?: Signer): Promise<{ ref: Reference; descriptor: Descriptor }> {
   const target = withTag(repo, tag);
   const base = await existingImage(target, opts);
-  const img = appendSignatureLayers(base, [layer]);
+  const img = appendSignatureLayers(base, [layer], signer ? { verifier: verifierFromKey(signer.publicKey) } : {});
   const descriptor = await push(target, img, opts);
   return { ref: target, descriptor };
 }
@@ -172,7 +172,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       const layer = await signatureLayer(signer, dockerReference(ref), digest, annotations);
       const tag = signatureTag(digest);
       c.stderr.write(`Pushing signature to: ${formatReference(withTag(sigRepo, tag))}\n`);
-      const pushed = await appendAndPush(sigRepo, tag, layer, opts);
+      const pushed = await appendAndPush(sigRepo, tag, layer, opts, signer);
       c.stdout.write(`${formatReference(pushed.ref)}@${pushed.descriptor.digest}\n`);
     });
 }

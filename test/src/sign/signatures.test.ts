@@ -87,6 +87,11 @@ describe('signature images', () => {
     const img2 = appendSignatureLayers(img1, [l2, l1]); // l1 again: a duplicate, skipped
     const m2 = await img2.manifest();
     expect(m2.layers.map((l) => l.digest)).toEqual([sha256(l1.blob), sha256(l2.blob)]);
+    // Re-signing the same claims gives new ECDSA bytes: a duplicate only when the key is known.
+    const again = await signatureLayer(signer, 'reg/app', D1, { env: 'prod' });
+    expect(again.annotations[SIGNATURE_ANNOTATION]).not.toBe(l2.annotations[SIGNATURE_ANNOTATION]);
+    expect((await appendSignatureLayers(img2, [again], { verifier }).manifest()).layers).toHaveLength(2);
+    expect((await appendSignatureLayers(img2, [again], { verifier: (await k()).other }).manifest()).layers).toHaveLength(3);
     const checks = await checkSignatures(img2, D1, verifier);
     expect(checks.map((c) => c.ok)).toEqual([true, true]);
     expect((await checkSignatures(img2, D1, verifier, { env: 'prod' })).map((c) => c.ok)).toEqual([false, true]);
@@ -140,7 +145,7 @@ describe('attestations', () => {
     const img = appendSignatureLayers(undefined, [attestationLayer(env, PREDICATE_TYPES['spdxjson']!)]);
     const m = await img.manifest();
     expect(m.layers[0]!.mediaType).toBe('application/vnd.dsse.envelope.v1+json');
-    expect(m.layers[0]!.annotations).toEqual({ predicateType: 'https://spdx.dev/Document' });
+    expect(m.layers[0]!.annotations).toEqual({ 'dev.cosignproject.cosign/signature': '', predicateType: 'https://spdx.dev/Document' });
     expect((await checkAttestations(img, D1, verifier, 'https://spdx.dev/Document'))[0]!.ok).toBe(true);
     expect((await checkAttestations(img, D1, verifier, 'https://slsa.dev/provenance/v0.2'))[0]!.ok).toBe(false);
     expect((await checkAttestations(img, D2, verifier))[0]!.ok).toBe(false);
