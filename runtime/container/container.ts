@@ -191,7 +191,13 @@ class ContainerImpl implements Container {
   async start(): Promise<void> {
     await this.locked(async (s, status) => {
       if (status !== 'created') throw new RuntimeError('INVALID_STATE', `container ${this.id} is ${status}, not created`);
-      await releaseFifo(statePaths(this.stateRoot, this.id).fifo, s);
+      try {
+        await releaseFifo(statePaths(this.stateRoot, this.id).fifo, s);
+      } catch (e) {
+        // the helper knows why the container died; that is the error worth reporting
+        if (this.helper) await this.helper.waitExit().catch(() => {});
+        throw this.helper?.error ?? e;
+      }
       s.status = 'running';
       await writeState(this.stateRoot, s);
     });
@@ -281,15 +287,21 @@ async function releaseFifo(fifo: string, s: StoredState): Promise<void> {
   });
   try {
     const buf = Buffer.alloc(1);
-    for (let i = 0; ; i++) {
-      let n = 0;
+    const readOne = async (): Promise<boolean> => {
       try {
-        n = (await fh.read(buf, 0, 1, null)).bytesRead;
+        return (await fh.read(buf, 0, 1, null)).bytesRead === 1;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+        return false;
       }
-      if (n === 1) break;
-      if (!isSameProcess(s.pid, s.pidStartTime)) throw new RuntimeError('INVALID_STATE', `container ${s.id} exited before start`);
+    };
+    for (let i = 0; ; i++) {
+      if (await readOne()) break;
+      // the child may have written, exec'd and even exited since that read: look once more
+      if (!isSameProcess(s.pid, s.pidStartTime)) {
+        if (await readOne()) break;
+        throw new RuntimeError('INVALID_STATE', `container ${s.id} exited before start`);
+      }
       if (i > 10_000) throw new RuntimeError('INVALID_STATE', `container ${s.id} did not take the start signal`);
       await sleep(i < 50 ? 0 : 2);
     }
