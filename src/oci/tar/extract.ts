@@ -167,9 +167,14 @@ async function applyMeta(ctx: Ctx, abs: string, e: TarEntry): Promise<void> {
   await lutimes(abs, fsTime(e.mtime), fsTime(e.mtime));
 }
 
-async function writeFile(abs: string, e: TarEntry, body: Readable): Promise<void> {
+async function writeFile(abs: string, e: TarEntry, body: Readable | Buffer): Promise<void> {
   const fh = await open(abs, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
   try {
+    if (Buffer.isBuffer(body)) {
+      let off = 0;
+      while (off < body.length) off += (await fh.write(body, off, body.length - off)).bytesWritten;
+      return;
+    }
     let n = 0;
     for await (const chunk of body as AsyncIterable<Buffer>) {
       n += chunk.length;
@@ -185,11 +190,95 @@ async function writeFile(abs: string, e: TarEntry, body: Readable): Promise<void
   }
 }
 
-async function extractEntry(ctx: Ctx, e: TarEntry, body: Readable): Promise<void> {
+/** Regular files up to this size are buffered and written concurrently with later entries. */
+const SMALL_FILE = 1 << 20;
+/** Concurrent small-file writes. */
+const WRITE_CONCURRENCY = 16;
+
+/** Bounded concurrent small-file writes; every other entry waits for all of them (a barrier). */
+class WriteQueue {
+  readonly #pending = new Map<string, Promise<void>>();
+  #error: Error | undefined;
+
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  has(abs: string): boolean {
+    return this.#pending.has(abs);
+  }
+
+  /** Throws the first failure of a finished write, naming its entry. */
+  check(): void {
+    if (this.#error) throw this.#error;
+  }
+
+  #fail(e: unknown, path: string): void {
+    if (this.#error) return;
+    this.#error =
+      e instanceof ContentError ? e : new ContentError('IO', `extracting ${path}`, { cause: e });
+  }
+
+  async add(abs: string, path: string, task: () => Promise<void>): Promise<void> {
+    const prev = this.#pending.get(abs);
+    if (prev) await prev;
+    while (this.#pending.size >= WRITE_CONCURRENCY) await Promise.race(this.#pending.values());
+    this.check();
+    const p = task().then(
+      () => {
+        this.#pending.delete(abs);
+      },
+      (e: unknown) => {
+        this.#pending.delete(abs);
+        this.#fail(e, path);
+      },
+    );
+    this.#pending.set(abs, p);
+  }
+
+  async barrier(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all(this.#pending.values());
+    this.check();
+  }
+
+  /** Waits for everything in flight, ignoring failures (before reporting another error). */
+  async settle(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.allSettled(this.#pending.values());
+  }
+}
+
+async function readBody(body: Readable, e: TarEntry): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of body as AsyncIterable<Buffer>) {
+    parts.push(c);
+    n += c.length;
+  }
+  if (n !== e.size) throw new ContentError('INVALID_TAR', `tar entry ${e.path}: body has ${n} of ${e.size} bytes`);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, n);
+}
+
+async function extractEntry(ctx: Ctx, e: TarEntry, body: Readable, q: WriteQueue): Promise<void> {
   const parts = components(e.path, 'tar entry');
   if (parts.length === 0) return; // the root itself: its metadata belongs to the caller
   const name = parts[parts.length - 1]!;
   const parentParts = parts.slice(0, -1);
+
+  // === small regular files: written concurrently (their parent is resolved here, in order)
+  if (e.type === 'file' && e.size <= SMALL_FILE && !name.startsWith(WHITEOUT_PREFIX)) {
+    if (q.has(`${ctx.root}/${parentParts.join('/')}`)) await q.barrier();
+    const parent = await resolveDir(ctx, parentParts, true);
+    const abs = `${parent}/${name}`;
+    const data = await readBody(body, e);
+    touch(ctx, abs);
+    await q.add(abs, e.path, async () => {
+      await remove(ctx, abs);
+      await writeFile(abs, e, data);
+      await applyMeta(ctx, abs, e);
+    });
+    return;
+  }
+  await q.barrier();
 
   // === whiteouts
   if (name.startsWith(WHITEOUT_PREFIX)) {
@@ -287,13 +376,16 @@ export async function extractLayer(tar: Readable, target: string, opts?: Extract
   const ctx: Ctx = { root, opts: o, dirs: new Map(), touched: new Set(), deferred: [], isRoot: process.getuid?.() === 0 };
   ctx.dirs.set('', root);
   let current: TarEntry | undefined;
+  const q = new WriteQueue();
   try {
     for await (const { entry, body } of readTar(tar)) {
       o.signal?.throwIfAborted();
+      q.check();
       current = entry;
-      await extractEntry(ctx, entry, body);
+      await extractEntry(ctx, entry, body, q);
     }
     current = undefined;
+    await q.barrier();
     // === directory modes and mtimes, deepest first
     for (let i = ctx.deferred.length - 1; i >= 0; i--) {
       const d = ctx.deferred[i]!;
@@ -301,6 +393,7 @@ export async function extractLayer(tar: Readable, target: string, opts?: Extract
       await utimes(d.abs, fsTime(d.mtime), fsTime(d.mtime));
     }
   } catch (err) {
+    await q.settle();
     if (o.signal?.aborted && err === o.signal.reason) throw err;
     if (err instanceof ContentError) throw err;
     const what = current ? `extracting ${current.path}` : `extracting layer into ${root}`;

@@ -1,6 +1,5 @@
 import type { Stats } from 'node:fs';
-import { close as fsClose, open as fsOpen, constants as fsConstants } from 'node:fs';
-import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
+import { close as fsClose, closeSync, open as fsOpen, openSync, lstatSync, readdirSync, readlinkSync, constants as fsConstants } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { llistxattr, lgetxattr, splitDev } from '../../util/libc.js';
 import type { TarEntry } from './entry.js';
@@ -21,27 +20,10 @@ export interface TarDirectoryOptions {
   exclude?: (relPath: string) => boolean;
 }
 
-/** Files up to this size are read whole, ahead of the writer and in parallel. */
-const SMALL_FILE = 256 << 10;
-/** Entries looked at ahead of the writer. */
-const READAHEAD_ENTRIES = 128;
-/** Bytes of small-file content read ahead of the writer. */
-const READAHEAD_BYTES = 16 << 20;
-
-interface Node {
-  rel: string;
-  abs: string;
-  st: Stats;
-  /** Listing of a directory, started as soon as the directory was seen. */
-  children?: Promise<Node[]>;
-}
-
-interface Pending {
-  node: Node;
-  content?: Promise<Buffer>;
-  link?: Promise<string>;
-  bytes: number;
-}
+/** Files up to this size are read synchronously, straight into the output buffer. */
+const SYNC_FILE = 256 << 10;
+/** Entries between explicit yields to the event loop. */
+const YIELD_EVERY = 256;
 
 /** Byte-wise (UTF-8) order of names, the order Go's filepath.Walk gives for ASCII names. */
 function compareNames(a: string, b: string): number {
@@ -50,32 +32,6 @@ function compareNames(a: string, b: string): number {
   // eslint-disable-next-line no-control-regex
   if (/^[\x00-\x7f]*$/.test(a) && /^[\x00-\x7f]*$/.test(b)) return a < b ? -1 : 1;
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
-
-function handled<T>(p: Promise<T>): Promise<T> {
-  // The promise is awaited later; until then a rejection must not count as unhandled.
-  p.catch(() => {});
-  return p;
-}
-
-async function list(abs: string, rel: string, exclude: ((p: string) => boolean) | undefined): Promise<Node[]> {
-  const names = (await readdir(abs)).sort(compareNames);
-  const keep = exclude ? names.filter((n) => !exclude(rel ? `${rel}/${n}` : n)) : names;
-  const prefix = abs.endsWith('/') ? abs : `${abs}/`;
-  const stats = await Promise.all(keep.map((n) => lstat(prefix + n)));
-  return keep.map((n, i) => {
-    const node: Node = { rel: rel ? `${rel}/${n}` : n, abs: prefix + n, st: stats[i]! };
-    if (node.st.isDirectory()) node.children = handled(list(node.abs, node.rel, exclude));
-    return node;
-  });
-}
-
-/** Every node of the tree in depth-first, name-sorted order; listings run ahead in parallel. */
-async function* walk(nodes: Node[]): AsyncGenerator<Node> {
-  for (const n of nodes) {
-    yield n;
-    if (n.children) yield* walk(await n.children);
-  }
 }
 
 function isWhiteoutDevice(st: Stats): boolean {
@@ -118,7 +74,8 @@ function closeFd(fd: number): Promise<void> {
  * empty, mtimes in whole seconds (clamped by `sourceDateEpoch`), xattrs kept byte-exact except
  * overlayfs bookkeeping (`trusted.overlay.*`), files with several links written once and then as
  * hardlinks (by device and inode; overlay whiteouts excluded, they share an inode). Sockets are
- * skipped. File bodies stream (small files are read ahead in parallel).
+ * skipped. Bodies stream: small files (≤ 256 KiB) are read synchronously into the output buffer,
+ * larger ones asynchronously in 1 MiB pieces; metadata calls are synchronous (see produce).
  *
  * The returned stream errors (instead of ending) if the walk or a read fails. Destroying it stops
  * the walk.
@@ -129,54 +86,40 @@ export function tarDirectory(dir: string, opts?: TarDirectoryOptions): Readable 
   return w.stream;
 }
 
+interface Walk {
+  w: TarWriter;
+  overlay: boolean;
+  exclude: ((p: string) => boolean) | undefined;
+  links: Map<string, string>;
+  count: number;
+}
+
 async function produce(root: string, w: TarWriter, opts: TarDirectoryOptions): Promise<void> {
-  const overlay = opts.overlayUpper === true;
-  const links = new Map<string, string>();
-  const it = walk(await list(root, '', opts.exclude));
-  const queue: Pending[] = [];
-  let inflight = 0;
-  let done = false;
+  // NOTE: metadata calls are synchronous on purpose. A thread-pool round trip per lstat costs
+  // several times the syscall (measured: async walk of 54k entries 3.3 s, sync 0.8 s); the walk
+  // yields to the event loop every few hundred entries and whenever the consumer is behind.
+  const walk: Walk = { w, overlay: opts.overlayUpper === true, exclude: opts.exclude, links: new Map(), count: 0 };
+  await visit(walk, root.endsWith('/') ? root : `${root}/`, '');
+  await w.finish();
+}
 
-  const refill = async (): Promise<void> => {
-    while (!done && queue.length < READAHEAD_ENTRIES && inflight < READAHEAD_BYTES) {
-      const r = await it.next();
-      if (r.done) {
-        done = true;
-        break;
-      }
-      const node = r.value;
-      const p: Pending = { node, bytes: 0 };
-      if (node.st.isFile() && node.st.size <= SMALL_FILE && node.st.size > 0 && !(node.st.nlink > 1)) {
-        p.content = handled(readFile(node.abs, { flag: fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW }));
-        p.bytes = node.st.size;
-        inflight += p.bytes;
-      } else if (node.st.isSymbolicLink()) {
-        p.link = handled(readlink(node.abs));
-      }
-      queue.push(p);
-    }
-  };
-
-  try {
-    for (;;) {
-      if (queue.length === 0 || (!done && queue.length < READAHEAD_ENTRIES / 2)) await refill();
-      const p = queue.shift();
-      if (!p) break;
-      inflight -= p.bytes;
-      await emit(p, w, overlay, links);
-    }
-    await w.finish();
-  } finally {
-    // Let read-ahead settle so no descriptor or promise outlives the stream.
-    await Promise.all(queue.map((p) => p.content ?? p.link)).catch(() => {});
+async function visit(walk: Walk, absPrefix: string, relPrefix: string): Promise<void> {
+  const names = readdirSync(absPrefix).sort(compareNames);
+  for (const name of names) {
+    const rel = relPrefix + name;
+    if (walk.exclude?.(rel)) continue;
+    const abs = absPrefix + name;
+    const st = lstatSync(abs);
+    if (++walk.count % YIELD_EVERY === 0) await new Promise<void>((r) => setImmediate(r));
+    await emit(walk, abs, rel, st);
+    if (st.isDirectory()) await visit(walk, `${abs}/`, `${rel}/`);
   }
 }
 
-async function emit(p: Pending, w: TarWriter, overlay: boolean, links: Map<string, string>): Promise<void> {
-  const { node } = p;
-  const st = node.st;
+async function emit(walk: Walk, abs: string, rel: string, st: Stats): Promise<void> {
+  const { w, overlay, links } = walk;
   const base: TarEntry = {
-    path: node.rel,
+    path: rel,
     type: 'file',
     mode: st.mode & 0o7777,
     uid: st.uid,
@@ -187,13 +130,12 @@ async function emit(p: Pending, w: TarWriter, overlay: boolean, links: Map<strin
 
   // === overlay whiteouts, before hardlink detection: they may share one inode
   if (isWhiteoutDevice(st) && overlay) {
-    const slash = node.rel.lastIndexOf('/');
-    const name = node.rel.slice(slash + 1);
-    await w.add({ ...base, path: `${node.rel.slice(0, slash + 1)}${WHITEOUT_PREFIX}${name}`, mode: 0, uid: 0, gid: 0 });
+    const slash = rel.lastIndexOf('/');
+    await w.add({ ...base, path: `${rel.slice(0, slash + 1)}${WHITEOUT_PREFIX}${rel.slice(slash + 1)}`, mode: 0, uid: 0, gid: 0 });
     return;
   }
 
-  const { xattrs, opaque } = readXattrs(node.abs, overlay);
+  const { xattrs, opaque } = readXattrs(abs, overlay);
   if (xattrs) base.xattrs = xattrs;
 
   if (!st.isDirectory() && st.nlink > 1 && !isWhiteoutDevice(st)) {
@@ -203,20 +145,24 @@ async function emit(p: Pending, w: TarWriter, overlay: boolean, links: Map<strin
       await w.add({ ...base, type: 'hardlink', linkname: first });
       return;
     }
-    links.set(key, node.rel);
+    links.set(key, rel);
   }
 
   if (st.isDirectory()) {
     await w.add({ ...base, type: 'dir' });
-    if (opaque) await w.add({ path: `${node.rel}/${WHITEOUT_OPAQUE}`, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: base.mtime });
+    if (opaque) await w.add({ path: `${rel}/${WHITEOUT_OPAQUE}`, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: base.mtime });
   } else if (st.isFile()) {
-    if (p.content) {
-      const buf = await p.content;
-      await w.add({ ...base, size: buf.length }, buf);
-    } else if (st.size === 0) {
+    if (st.size === 0) {
       await w.add(base);
+    } else if (st.size <= SYNC_FILE) {
+      const fd = openSync(abs, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+      try {
+        await w.addFromFd({ ...base, size: st.size }, fd, true);
+      } finally {
+        closeSync(fd);
+      }
     } else {
-      const fd = await openFd(node.abs);
+      const fd = await openFd(abs);
       try {
         await w.addFromFd({ ...base, size: st.size }, fd);
       } finally {
@@ -224,7 +170,7 @@ async function emit(p: Pending, w: TarWriter, overlay: boolean, links: Map<strin
       }
     }
   } else if (st.isSymbolicLink()) {
-    await w.add({ ...base, type: 'symlink', linkname: await (p.link ?? readlink(node.abs)) });
+    await w.add({ ...base, type: 'symlink', linkname: readlinkSync(abs) });
   } else if (st.isCharacterDevice() || st.isBlockDevice()) {
     const { major, minor } = splitDev(st.rdev);
     await w.add({ ...base, type: st.isCharacterDevice() ? 'char' : 'block', devmajor: major, devminor: minor });
