@@ -4,7 +4,6 @@
  * whiteouts (`.wh.<name>`, `.wh..wh..opq`) remove what lower layers put there, and symlinks among
  * the wanted paths are resolved inside the image root at the end.
  */
-import { posix } from 'node:path';
 import type { Image } from '../../oci/image.js';
 import { readTar } from '../../oci/tar/reader.js';
 import { readAll } from '../../util/streams.js';
@@ -14,10 +13,24 @@ const MAX_FILE = 64 << 20;
 
 type Node = { kind: 'file'; data: Buffer; layer: number } | { kind: 'symlink'; target: string; layer: number } | { kind: 'link'; target: string; layer: number };
 
-/** Normalises a tar path to `a/b/c` (no leading `./` or `/`, no `..` above the root). */
+/** Normalises a tar path to `a/b/c` (no leading `./` or `/`, `.` and `..` resolved, never above the root). */
 export function cleanPath(p: string): string {
-  const n = posix.normalize(`/${p}`);
-  return n.replace(/^\/+/, '').replace(/\/+$/, '');
+  const out: string[] = [];
+  for (const part of p.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') out.pop();
+    else out.push(part);
+  }
+  return out.join('/');
+}
+
+function dirname(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i === -1 ? '' : p.slice(0, i);
+}
+
+function basename(p: string): string {
+  return p.slice(p.lastIndexOf('/') + 1);
 }
 
 /**
@@ -33,8 +46,8 @@ export async function readImageFiles(img: Image, wanted: (path: string) => boole
     const layer = layers[li]!;
     for await (const { entry, body } of readTar(await layer.uncompressed())) {
       const path = cleanPath(entry.path);
-      const dir = posix.dirname(path) === '.' ? '' : posix.dirname(path);
-      const base = posix.basename(path);
+      const dir = dirname(path);
+      const base = basename(path);
       if (base === '.wh..wh..opq') {
         const prefix = dir === '' ? '' : `${dir}/`;
         for (const [k, n] of nodes) if (k.startsWith(prefix) && n.layer < li) nodes.delete(k);
@@ -68,7 +81,7 @@ function resolve(nodes: Map<string, Node>, path: string): Buffer | undefined {
     if (!n) return undefined;
     if (n.kind === 'file') return n.data;
     if (n.kind === 'link') cur = n.target;
-    else cur = cleanPath(n.target.startsWith('/') ? n.target : posix.join(posix.dirname(cur), n.target));
+    else cur = cleanPath(n.target.startsWith('/') ? n.target : `${dirname(cur)}/${n.target}`);
   }
   return undefined;
 }

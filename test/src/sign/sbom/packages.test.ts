@@ -10,6 +10,7 @@ import type { TarEntry } from '../../../../src/oci/tar/entry.js';
 import { readAll, readableFrom } from '../../../../src/util/streams.js';
 import { apkPackages, dpkgPackages, parseOsRelease, purl, scanImage } from '../../../../src/sign/sbom/packages.js';
 import { cyclonedxDocument, spdxDocument } from '../../../../src/sign/sbom/formats.js';
+import { cleanPath } from '../../../../src/sign/sbom/image-files.js';
 
 type Item = { path: string; type?: TarEntry['type']; data?: string; linkname?: string };
 
@@ -96,6 +97,11 @@ describe('package databases', () => {
 });
 
 describe('scanImage', () => {
+  it('cleans tar paths without leaving the root', () => {
+    expect(cleanPath('./a//b/../c/')).toBe('a/c');
+    expect(cleanPath('/../../etc/os-release')).toBe('etc/os-release');
+  });
+
   it('reads the databases across layers: last layer wins, whiteouts and opaque dirs apply, os-release symlink resolves', async () => {
     const img = await imageOf(
       [
