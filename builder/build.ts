@@ -14,6 +14,7 @@ import type { Warning } from './dockerfile/parser.js';
 import { BuildError } from './exec/errors.js';
 import type { Executor, ImageResolver, Snapshotter } from './exec/types.js';
 import type { BuildCache } from './solver/cache.js';
+import type { CacheMounts } from './solver/cache-mounts.js';
 import type { ProgressSink } from './solver/progress.js';
 import { solve } from './solver/solve.js';
 
@@ -44,6 +45,10 @@ export interface BuildOptions {
   readonly parallelism?: number;
   readonly progress?: ProgressSink;
   readonly signal?: AbortSignal;
+  /** Directories of `RUN --mount=type=cache` across builds. */
+  readonly cacheMounts?: CacheMounts;
+  /** `--secret` values by id (in memory only; never in a layer or a cache key). */
+  readonly secrets?: ReadonlyMap<string, Buffer>;
 }
 
 /** What {@link build} produced. */
@@ -103,6 +108,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     ...(opts.parallelism ? { parallelism: opts.parallelism } : {}),
     ...(opts.progress ? { progress: opts.progress } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.cacheMounts ? { cacheMounts: opts.cacheMounts } : {}),
+    ...(opts.secrets ? { secrets: opts.secrets } : {}),
   });
   const target = results.get(conv.build.target.index);
   if (!target) throw new BuildError('STEP_FAILED', `target stage ${conv.build.target.displayName} was not built`);

@@ -43,7 +43,18 @@ export interface ExecRequest {
   readonly network: 'host' | 'none';
   /** Read-only files made for the process only (heredoc shebang scripts under /dev/pipes/). */
   readonly inlineFiles: readonly { readonly path: string; readonly data: string; readonly mode: number }[];
+  /** `RUN --mount`s, resolved to host paths; never part of the layer. */
+  readonly mounts?: readonly ExecMount[];
 }
+
+/**
+ * A `RUN --mount` as the executor sees it: a host directory or file bound in, a tmpfs, or a
+ * secret file whose bytes MUST only ever be kept in memory (never on disk, never in a layer).
+ */
+export type ExecMount =
+  | { readonly type: 'bind'; readonly source: string; readonly destination: string; readonly readonly: boolean }
+  | { readonly type: 'tmpfs'; readonly destination: string; readonly size?: number }
+  | { readonly type: 'secret'; readonly data: Buffer; readonly destination: string; readonly mode: number; readonly uid: number; readonly gid: number };
 
 /** Where a process's output goes, as it arrives. */
 export interface ProcessIO {

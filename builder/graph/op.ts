@@ -25,6 +25,8 @@ export interface ExecOp {
   readonly user: string;
   readonly network: string;
   readonly inlineFiles: readonly { readonly path: string; readonly data: string; readonly mode: number }[];
+  /** `RUN --mount`s (semantic fields only; bind sources enter through the key's inputs, secret values never). */
+  readonly mounts?: readonly Readonly<Record<string, string | number | boolean>>[];
 }
 
 /** A COPY/ADD; the source content enters through the key's inputs. */

@@ -22,9 +22,14 @@ import { DockerfileError } from '../dockerfile/errors.js';
 import { commitUpper, type CommittedLayer } from '../exec/commit.js';
 import { applyCopy, applyWorkdir, type CopyInput } from '../exec/copy.js';
 import { BuildError } from '../exec/errors.js';
-import type { ActiveSnapshot, Executor, ImageResolver, Snapshotter } from '../exec/types.js';
+import type { ActiveSnapshot, ExecMount, Executor, ImageResolver, Snapshotter } from '../exec/types.js';
+import type { ResolvedMount } from '../convert/resolve.js';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, posix } from 'node:path';
 import { cacheKey, platformString, type Op } from '../graph/op.js';
 import type { BuildCache, CacheRecord } from './cache.js';
+import type { CacheMounts, CacheMountLease } from './cache-mounts.js';
 import type { ProgressSink } from './progress.js';
 
 /** Everything the solver needs. */
@@ -51,6 +56,10 @@ export interface SolveOptions {
   readonly signal?: AbortSignal;
   /** Lines of output kept for a failing RUN's error. */
   readonly tailLines?: number;
+  /** Directories of `RUN --mount=type=cache` (without it, cache mounts are empty directories per RUN). */
+  readonly cacheMounts?: CacheMounts;
+  /** `--secret` values by id, for `RUN --mount=type=secret`; kept in memory only. */
+  readonly secrets?: ReadonlyMap<string, Buffer>;
   /** Clock for `created` when no SOURCE_DATE_EPOCH is given (tests). */
   readonly now?: () => Date;
 }
@@ -186,9 +195,6 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
         history.push(hist(lastCreated, true));
         continue;
       }
-      if (step.kind === 'RUN' && step.mounts.length > 0) {
-        throw new BuildError('NOT_SUPPORTED', `${name}: RUN --mount is not supported yet`, { location: step.location, step: name });
-      }
       // === cache key
       let input: CopyInput | undefined;
       const inputs: Digest[] = [];
@@ -219,7 +225,14 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
           inputs.push(from as Digest);
         }
       }
-      const op = stepOp(step, from, network);
+      let mountOps: Record<string, string | number | boolean>[] = [];
+      if (step.kind === 'RUN' && step.mounts.length > 0) {
+        const r = await mountInputs(step, name);
+        mountOps = r.ops;
+        inputs.push(...r.inputs);
+      }
+      const op0 = stepOp(step, from, network);
+      const op: Op = op0.kind === 'exec' && mountOps.length ? { ...op0, mounts: mountOps } : op0;
       key = cacheKey(key, op, inputs);
 
       let rec: CacheRecord | undefined = o.noCache || !o.cache ? undefined : await o.cache.get(key);
@@ -260,19 +273,115 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
     return { image, key };
   }
 
+  /** Semantic fields and input digests of a RUN's mounts (bind sources by content, never secret values). */
+  async function mountInputs(step: RunStep, name: string): Promise<{ ops: Record<string, string | number | boolean>[]; inputs: Digest[] }> {
+    const ops: Record<string, string | number | boolean>[] = [];
+    const inputs: Digest[] = [];
+    for (const m of step.mounts) {
+      const target = mountTarget(step, m);
+      if (m.type === 'ssh') throw new BuildError('NOT_SUPPORTED', `${name}: RUN --mount=type=ssh is not supported`, { location: step.location, step: name });
+      if (m.type === 'secret') {
+        if (m.required && !o.secrets?.has(m.cacheId)) throw new BuildError('STEP_FAILED', `${name}: secret ${m.cacheId} is required but was not given (--secret id=${m.cacheId},src=...)`, { location: step.location, step: name });
+        ops.push({ type: 'secret', id: m.cacheId, target: m.env && !m.target ? '' : target, env: m.env ?? '' });
+        continue;
+      }
+      if (m.type === 'tmpfs') {
+        ops.push({ type: 'tmpfs', target, size: m.sizeLimit });
+        continue;
+      }
+      if (m.type === 'cache') {
+        ops.push({ type: 'cache', target, id: m.cacheId || target, sharing: m.cacheSharing || 'shared', from: m.from, source: m.source, uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o755 });
+        continue;
+      }
+      // bind
+      let from = 'context';
+      if (m.fromSource.kind === 'context') {
+        try {
+          inputs.push(await o.context.hash(await o.context.select([m.source || '.'])));
+        } catch (e) {
+          const detail = e instanceof DockerfileError ? e.detail : (e as Error).message;
+          throw new BuildError('COPY_FAILED', `${name}: bind mount source: ${detail} (is it excluded by .dockerignore?)`, { cause: e, location: step.location, step: name });
+        }
+      } else if (m.fromSource.kind === 'stage') {
+        from = (await stageResult(m.fromSource.index)).key;
+        inputs.push(from as Digest);
+      } else {
+        from = await (await imageInput(m.fromSource.ref)).digest();
+        inputs.push(from as Digest);
+      }
+      ops.push({ type: 'bind', target, from, source: m.source, readonly: m.readOnly });
+    }
+    return { ops, inputs };
+  }
+
+  function mountTarget(step: RunStep, m: ResolvedMount): string {
+    if (m.type === 'secret' && !m.target) return `/run/secrets/${m.cacheId}`;
+    return posix.resolve(step.cwd || '/', m.target);
+  }
+
+  /** Host-side resources of a RUN's mounts; `cleanup` releases them. */
+  async function execMounts(step: RunStep, name: string, held: ActiveSnapshot[], cleanup: (() => Promise<unknown>)[]): Promise<{ mounts: ExecMount[]; env: string[] }> {
+    const mounts: ExecMount[] = [];
+    const env: string[] = [];
+    for (const m of step.mounts) {
+      const target = mountTarget(step, m);
+      if (m.type === 'secret') {
+        const data = o.secrets?.get(m.cacheId);
+        if (!data) continue; // optional and absent
+        if (m.env) env.push(`${m.env}=${data.toString('utf8')}`);
+        if (!m.env || m.target) mounts.push({ type: 'secret', data, destination: target, mode: m.mode ?? 0o400, uid: m.uid ?? 0, gid: m.gid ?? 0 });
+      } else if (m.type === 'tmpfs') {
+        mounts.push({ type: 'tmpfs', destination: target, ...(m.sizeLimit ? { size: m.sizeLimit } : {}) });
+      } else if (m.type === 'cache') {
+        let lease: CacheMountLease;
+        if (o.cacheMounts) lease = await o.cacheMounts.acquire(m.cacheId || target, m.cacheSharing || 'shared', { uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o755 });
+        else {
+          const d = await mkdtemp(join(tmpdir(), 'tsbuild-cache-mount-'));
+          lease = { path: d, release: () => rm(d, { recursive: true, force: true }) };
+        }
+        cleanup.push(() => lease.release());
+        mounts.push({ type: 'bind', source: lease.path, destination: target, readonly: false });
+      } else if (m.type === 'bind') {
+        let source: string;
+        if (m.fromSource.kind === 'context') {
+          source = join(o.context.root, posix.normalize('/' + (m.source || '.')));
+          if (!m.readOnly) {
+            // writes to a read-write bind are discarded: give the RUN a private copy
+            const d = await mkdtemp(join(tmpdir(), 'tsbuild-bind-'));
+            cleanup.push(() => rm(d, { recursive: true, force: true }));
+            await cp(source, join(d, 'src'), { recursive: true, verbatimSymlinks: true });
+            source = join(d, 'src');
+          }
+        } else {
+          const img = m.fromSource.kind === 'stage' ? (await stageResult(m.fromSource.index)).image : await imageInput(m.fromSource.ref);
+          const s = await o.snapshotter.prepare(img, signal);
+          held.push(s);
+          const { resolveInRoot } = await import('../exec/root-path.js');
+          source = (await resolveInRoot(s.rootfs, m.source || '/')).host;
+        }
+        mounts.push({ type: 'bind', source, destination: target, readonly: m.readOnly });
+      } else {
+        throw new BuildError('NOT_SUPPORTED', `${name}: RUN --mount=type=${m.type} is not supported`, { location: step.location, step: name });
+      }
+    }
+    return { mounts, env };
+  }
+
   async function execute(step: RunStep | CopyStep | Extract<Step, { kind: 'WORKDIR' }>, parent: Image, input: CopyInput | undefined, network: string, name: string, id: string): Promise<CommittedLayer | undefined> {
     signal.throwIfAborted();
     const snap = await o.snapshotter.prepare(parent, signal);
     const held: ActiveSnapshot[] = [snap];
+    const cleanup: (() => Promise<unknown>)[] = [];
     try {
       let runtimePaths: readonly string[] = [];
       if (step.kind === 'RUN') {
         const tail: string[] = [];
         let partial = '';
         const keep = o.tailLines ?? 10;
+        const m = step.mounts.length ? await execMounts(step, name, held, cleanup) : { mounts: [], env: [] };
         const res = await o.executor.run(
           snap,
-          { args: step.args, env: [...step.env, ...step.proxyEnv], cwd: step.cwd || '/', user: step.user, network: network === 'none' ? 'none' : 'host', inlineFiles: step.inlineFiles },
+          { args: step.args, env: [...step.env, ...step.proxyEnv, ...m.env], cwd: step.cwd || '/', user: step.user, network: network === 'none' ? 'none' : 'host', inlineFiles: step.inlineFiles, mounts: m.mounts },
           {
             output: (stream, chunk) => {
               o.progress?.({ kind: 'output', id, name, stream, chunk });
@@ -324,6 +433,7 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
       if (signal.aborted) throw new BuildError('CANCELED', `${name}: canceled`, { cause: e, step: name });
       throw new BuildError('STEP_FAILED', `${name}: ${(e as Error).message}`, { cause: e, location: step.location, step: name });
     } finally {
+      for (const c of cleanup.reverse()) await c().catch(() => undefined);
       for (const s of held.reverse()) await s.release();
     }
   }

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { build } from '../../../builder/build.js';
 import { BuildContext } from '../../../builder/context/context.js';
 import { FileBuildCache } from '../../../builder/solver/cache.js';
+import { DirCacheMounts } from '../../../builder/solver/cache-mounts.js';
 import { formatReference, parseReference } from '../../oci/reference.js';
 import { ImageStore } from '../../oci/store/image-store.js';
 import { UsageError } from '../../util/errors.js';
@@ -23,6 +24,35 @@ interface Flags {
   quiet?: boolean;
   iidfile?: string;
   network?: string;
+  secret?: string[];
+}
+
+/** `--secret id=ID[,src=PATH|,env=VAR]` (docker buildx syntax; `source`/`type=file|env` accepted). */
+export async function readSecrets(specs: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  for (const spec of specs) {
+    const kv = new Map<string, string>();
+    for (const part of spec.split(',')) {
+      const i = part.indexOf('=');
+      if (i <= 0) throw new UsageError('INVALID_ARGUMENT', `invalid --secret ${JSON.stringify(spec)}: expected id=ID,src=PATH or id=ID,env=VAR`);
+      kv.set(part.slice(0, i).trim().toLowerCase(), part.slice(i + 1));
+    }
+    const id = kv.get('id');
+    if (!id) throw new UsageError('INVALID_ARGUMENT', `invalid --secret ${JSON.stringify(spec)}: id is required`);
+    const src = kv.get('src') ?? kv.get('source');
+    const type = kv.get('type') ?? (src ? 'file' : kv.has('env') ? 'env' : env[id] !== undefined ? 'env' : 'file');
+    if (type === 'env') {
+      const v = env[kv.get('env') ?? src ?? id];
+      if (v === undefined) throw new UsageError('INVALID_ARGUMENT', `--secret ${id}: environment variable ${kv.get('env') ?? src ?? id} is not set`);
+      out.set(id, Buffer.from(v));
+    } else {
+      const path = src ?? id;
+      out.set(id, await readFile(path).catch((e: unknown) => {
+        throw new UsageError('INVALID_ARGUMENT', `--secret ${id}: reading ${path}`, { cause: e });
+      }));
+    }
+  }
+  return out;
 }
 
 /** `--build-arg K=V` (or `K`, taking the value from this environment, like docker). */
@@ -58,6 +88,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('-q, --quiet', 'print only the image id')
     .option('--iidfile <file>', 'write the image id to this file')
     .option('--network <mode>', 'network of RUN steps: default (host), host or none', 'default')
+    .option('--secret <spec>', 'secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR (repeatable)', collect)
     .action(async (contextArg: string, f: Flags) => {
       const c = ctx();
       let mode: ProgressMode;
@@ -70,6 +101,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       if (!network) throw new UsageError('INVALID_ARGUMENT', `invalid --network ${JSON.stringify(f.network)}: use default, host or none`);
       const buildArgs = parseBuildArgs(f.buildArg ?? []);
       const epoch = sourceDateEpoch(buildArgs);
+      const secrets = await readSecrets(f.secret ?? []);
 
       const fromStdin = contextArg === '-';
       const dfPath = f.file ? resolve(f.file) : fromStdin ? undefined : join(resolve(contextArg), 'Dockerfile');
@@ -99,6 +131,8 @@ export function register(cmd: Command, ctx: () => CliContext): void {
             executor: new RuntimeExecutor(c.root, c.logger),
             content: store.content,
             cache: new FileBuildCache(c.root, store.content),
+            cacheMounts: new DirCacheMounts(c.root),
+            secrets,
             noCache: !f.cache,
             ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
             defaultNetwork: network,

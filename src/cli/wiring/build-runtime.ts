@@ -6,8 +6,8 @@
  * container, so the runtime's stale-container reaper cleans up after a killed build.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
-import { availableParallelism, constants as osConstants, release } from 'node:os';
+import { existsSync, promises as fsp } from 'node:fs';
+import { availableParallelism, constants as osConstants, release, tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { ActiveSnapshot, ExecRequest, ExecResult, Executor, ImageResolver, ProcessIO, Snapshotter } from '../../../builder/exec/types.js';
@@ -18,7 +18,7 @@ import { processStartTime } from '../../../runtime/container/state.js';
 import { prepareRootfs } from '../../../runtime/rootfs/prepare.js';
 import { SnapshotStore } from '../../../runtime/rootfs/snapshots.js';
 import { reapStaleContainers } from '../../../runtime/run.js';
-import { specFromImage } from '../../../runtime/spec/from-image.js';
+import { specFromImage, type BindMount, type TmpfsMount } from '../../../runtime/spec/from-image.js';
 import type { ImageConfig } from '../../oci/config.js';
 import type { Image } from '../../oci/image.js';
 import type { Platform } from '../../oci/platform.js';
@@ -27,6 +27,9 @@ import { nullLogger, type Logger } from '../../util/logger.js';
 
 /** Hostname of RUN containers (buildkit's). */
 export const BUILD_HOSTNAME = 'buildkitsandbox';
+
+/** Memory-backed directory for secret files (falls back to the OS temp dir when absent). */
+const SECRETS_PARENT = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
 
 const DEFAULT_HOSTS = '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n';
 
@@ -113,11 +116,30 @@ export class RuntimeExecutor implements Executor {
       const hostHosts = req.network === 'host' ? await fsp.readFile('/etc/hosts', 'utf8').catch(() => undefined) : undefined;
       await fsp.writeFile(etcFiles.hosts, hostHosts ?? DEFAULT_HOSTS);
       await fsp.writeFile(etcFiles.resolvConf, await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
-      const binds = [];
+      const binds: BindMount[] = [];
+      const tmpfs: TmpfsMount[] = [];
       for (const [i, f] of req.inlineFiles.entries()) {
         const host = join(runDir, `inline-${i}`);
         await fsp.writeFile(host, f.data, { mode: f.mode });
         binds.push({ source: host, destination: f.path, readonly: true });
+      }
+      let secretDir: string | undefined;
+      for (const [i, m] of (req.mounts ?? []).entries()) {
+        if (m.type === 'bind') binds.push({ source: m.source, destination: m.destination, readonly: m.readonly });
+        else if (m.type === 'tmpfs') tmpfs.push({ destination: m.destination, options: ['exec', ...(m.size ? [`size=${m.size}`] : [])] });
+        else {
+          // secrets live in memory only: /dev/shm, removed when the RUN ends
+          if (!secretDir) {
+            secretDir = await fsp.mkdtemp(join(SECRETS_PARENT, 'tsbuild-secrets-'));
+            const d = secretDir;
+            cleanups.push(() => fsp.rm(d, { recursive: true, force: true }));
+          }
+          const host = join(secretDir, String(i));
+          await fsp.writeFile(host, m.data, { mode: 0o600 });
+          await fsp.chown(host, m.uid, m.gid);
+          await fsp.chmod(host, m.mode);
+          binds.push({ source: host, destination: m.destination, readonly: true });
+        }
       }
       const config: ImageConfig = {
         architecture: 'unused',
@@ -135,7 +157,7 @@ export class RuntimeExecutor implements Executor {
         hostname: BUILD_HOSTNAME,
         etcFiles,
         binds,
-        tmpfs: [],
+        tmpfs,
         hostCpus: availableParallelism(),
         network: req.network,
         seccomp: 'default',

@@ -246,3 +246,34 @@ describe.skipIf(!!why)('tsbuild build (busybox)', () => {
     expect(readFileSync(join(fs, outside, 'f'), 'utf8')).toBe('x\n');
   }, 60_000);
 });
+
+describe.skipIf(!!why)('tsbuild build: RUN --mount', () => {
+  it('cache, tmpfs, bind (context, stage, rw) and secret mounts work and stay out of layers', async () => {
+    const secret = Buffer.from('s3cr3t-value-123');
+    const { result } = await buildCase('mounts', { secrets: new Map([['token', secret]]) });
+    const fs = await rootfsOf(result.image);
+    const rd = (p: string) => readFileSync(join(fs, p), 'utf8');
+    expect(rd('seen2')).toMatch(/run1\nrun2\n$/);
+    expect(rd('tmpfs-seen')).toBe('tmp\n');
+    expect(rd('bind-seen')).toBe('bound file\n');
+    expect(rd('stage-bind-seen')).toBe('tool-output\n');
+    expect(rd('rw-seen')).toBe('scribble\n');
+    expect(readFileSync(join(CASES, 'mounts/src/data.txt'), 'utf8')).toBe('bound file\n');
+    expect(rd('secret-len').trim()).toBe(String(secret.length));
+    expect(rd('secret-env')).toBe('has-env\n');
+    // nothing of the mounts in any layer: no cache content, no secret, no mount points
+    for (const l of (await result.image.layers()).slice(1)) {
+      const e = await layerEntries(l);
+      for (const p of ['var/cache/app/log', 'scratch', 'mnt', 'run/secrets/token', 'run/secrets', 'run']) expect(e.has(p), p).toBe(false);
+      const tar = (await import('../../../src/util/streams.js')).readAll;
+      expect((await tar(await l.uncompressed())).includes(secret)).toBe(false);
+    }
+    const cfg = await result.image.config();
+    expect(JSON.stringify(cfg)).not.toContain('s3cr3t');
+    // a missing required secret fails before running
+    const err = (await buildCase('mounts', { dockerfile: 'FROM localhost/test/busybox:latest\nRUN --mount=type=secret,id=token,required=true true\n' }).catch((e: unknown) => e)) as BuildError;
+    expect(err).toBeInstanceOf(BuildError);
+    expect(err.message).toContain('secret token is required');
+    expect(leftovers(root)).toEqual([]);
+  }, 120_000);
+});

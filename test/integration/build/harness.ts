@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { build, type BuildResult } from '../../../builder/build.js';
 import { BuildContext } from '../../../builder/context/context.js';
 import { FileBuildCache } from '../../../builder/solver/cache.js';
+import { DirCacheMounts } from '../../../builder/solver/cache-mounts.js';
 import type { ProgressEvent } from '../../../builder/solver/progress.js';
 import { RuntimeExecutor, RuntimeSnapshotter, StoreImageResolver } from '../../../src/cli/wiring/build-runtime.js';
 import { importRootfs } from '../../../src/oci/store/import.js';
@@ -51,6 +52,7 @@ export interface RunBuildOptions {
   readonly noCache?: boolean;
   readonly sourceDateEpoch?: number;
   readonly network?: 'host' | 'none';
+  readonly secrets?: ReadonlyMap<string, Buffer>;
 }
 
 /** Builds with the runtime wiring; returns the result and the progress events. */
@@ -74,6 +76,8 @@ export async function runBuild(root: string, store: ImageStore, o: RunBuildOptio
       ...(o.sourceDateEpoch !== undefined ? { sourceDateEpoch: o.sourceDateEpoch } : {}),
       ...(o.network ? { defaultNetwork: o.network } : {}),
       progress: (e) => events.push(e),
+      cacheMounts: new DirCacheMounts(root),
+      ...(o.secrets ? { secrets: o.secrets } : {}),
     });
     const output = events.filter((e): e is Extract<ProgressEvent, { kind: 'output' }> => e.kind === 'output').map((e) => e.chunk.toString()).join('');
     return { result, events, output };
@@ -107,6 +111,7 @@ export function leftovers(root: string): string[] {
       if (existsSync(d)) for (const n of readdirSync(d, { withFileTypes: true })) if (n.isDirectory()) out.push(`cgroup: ${join(d, n.name)}`);
     }
   }
+  if (existsSync('/dev/shm')) for (const n of readdirSync('/dev/shm')) if (n.startsWith('tsbuild-secrets-')) out.push(`secret dir: /dev/shm/${n}`);
   const containers = join(root, 'containers');
   if (existsSync(containers)) for (const n of readdirSync(containers)) if (/^[0-9a-f]{64}$/.test(n)) out.push(`container dir: ${n}`);
   return out;
