@@ -26,8 +26,25 @@ export interface RemoteOptions extends TransportOptions {
   readonly partialDir?: string;
   /** Reuse a client (and its tokens and connections); it is not closed by the operation. */
   readonly client?: RegistryClient;
-  /** Progress callback: called with a blob digest and the bytes moved so far. */
-  readonly onProgress?: (e: { readonly digest: string; readonly done: number; readonly total: number; readonly skipped?: boolean; readonly mounted?: boolean }) => void;
+  /** Progress callback, per blob (see {@link TransferProgress}). It must not throw. */
+  readonly onProgress?: (e: TransferProgress) => void;
+}
+
+/**
+ * One step of a blob transfer, reported to `onProgress`. Per blob: `start` once when bytes
+ * begin to move (`done` > 0 when an earlier download is continued), `progress` as chunks
+ * arrive or leave (once per chunk: the receiver throttles), and `done` once at the end with
+ * `done === total`. A blob that need not move gets only `done`, with `skipped` (already
+ * present) or `mounted` (cross-repository mount). A blob whose transfer fails gets no `done`.
+ */
+export interface TransferProgress {
+  readonly digest: string;
+  readonly state: 'start' | 'progress' | 'done';
+  /** Bytes moved so far. */
+  readonly done: number;
+  readonly total: number;
+  readonly skipped?: boolean;
+  readonly mounted?: boolean;
 }
 
 /** The largest manifest accepted or pushed (distribution-spec: registries SHOULD accept at least 4 MiB). */

@@ -85,16 +85,19 @@ export function selectPlatform(ms: readonly Descriptor[], want: Platform): Descr
 async function pullNode(repo: Repository, store: ContentStore, m: FetchedManifest, counter: { n: number }): Promise<void> {
   const blobs = childrenOf(m.descriptor.mediaType, m.bytes, `manifest ${m.descriptor.digest} of ${repo.name}`);
   await mapLimit(blobs, repo.opts.concurrency ?? 4, async (b) => {
+    const progress = repo.opts.onProgress;
     const have = await store.stat(b.digest);
     if (have && have.size === b.size) {
-      repo.opts.onProgress?.({ digest: b.digest, done: b.size, total: b.size, skipped: true });
+      progress?.({ digest: b.digest, state: 'done', done: b.size, total: b.size, skipped: true });
       return;
     }
+    const onBytes = progress ? (n: number) => progress({ digest: b.digest, state: 'progress', done: n, total: b.size }) : undefined;
     const w = repo.opts.partialDir ? await new PartialFileTarget(repo.opts.partialDir, store).open(b) : undefined;
-    if (w) await downloadResumable(repo, store, b, w);
-    else await store.put(repo.openBlob(b), { mediaType: b.mediaType, digest: b.digest, size: b.size });
+    progress?.({ digest: b.digest, state: 'start', done: w?.offset ?? 0, total: b.size });
+    if (w) await downloadResumable(repo, store, b, w, onBytes);
+    else await store.put(repo.openBlob(b, onBytes), { mediaType: b.mediaType, digest: b.digest, size: b.size });
     counter.n++;
-    repo.opts.onProgress?.({ digest: b.digest, done: b.size, total: b.size });
+    progress?.({ digest: b.digest, state: 'done', done: b.size, total: b.size });
   });
   await putManifest(store, m);
 }
@@ -109,11 +112,11 @@ async function putManifest(store: ContentStore, m: FetchedManifest): Promise<voi
  * keeps them when this run fails (for the next one), and verifies the whole blob on commit.
  * A partial file that fails verification is dropped and the blob fetched again from byte 0.
  */
-async function downloadResumable(repo: Repository, store: ContentStore, b: Descriptor, w: ResumableWriter): Promise<void> {
+async function downloadResumable(repo: Repository, store: ContentStore, b: Descriptor, w: ResumableWriter, onBytes?: (n: number) => void): Promise<void> {
   const resumedFrom = w.offset;
   if (resumedFrom > 0) repo.opts.logger?.debug(`blob ${b.digest}: resuming an earlier download at ${resumedFrom}/${b.size} bytes`);
   try {
-    if (w.offset < b.size) await w.append(repo.blobFrom(b, w.offset));
+    if (w.offset < b.size) await w.append(repo.blobFrom(b, w.offset, onBytes));
   } catch (e) {
     await w.keep();
     throw e;
@@ -124,6 +127,6 @@ async function downloadResumable(repo: Repository, store: ContentStore, b: Descr
     const bad = e instanceof ContentError && (e.code === 'DIGEST_MISMATCH' || e.code === 'SIZE_MISMATCH');
     if (!bad || resumedFrom === 0) throw e;
     repo.opts.logger?.warn(`blob ${b.digest}: the partial download of an earlier run did not verify; downloading it again`);
-    await store.put(repo.openBlob(b), { mediaType: b.mediaType, digest: b.digest, size: b.size });
+    await store.put(repo.openBlob(b, onBytes), { mediaType: b.mediaType, digest: b.digest, size: b.size });
   }
 }

@@ -11,7 +11,7 @@ import { isConnectionError, type RegistryResponse } from '../transport/fetch.js'
 import { Headers } from '../transport/headers.js';
 import { MAX_MANIFEST_BYTES, type RemoteOptions } from './options.js';
 import { childrenOf, mapLimit } from './parse.js';
-import { Repository } from './repository.js';
+import { countChunks, Repository } from './repository.js';
 
 /** Content already in a local store, rooted at a manifest or index descriptor. */
 export interface StoredArtifact {
@@ -152,7 +152,7 @@ export async function uploadBlob(repo: Repository, src: BlobSource): Promise<voi
   const d = src.descriptor;
   const progress = repo.opts.onProgress;
   if ((await repo.headBlob(d.digest)) !== undefined) {
-    progress?.({ digest: d.digest, done: d.size, total: d.size, skipped: true });
+    progress?.({ digest: d.digest, state: 'done', done: d.size, total: d.size, skipped: true });
     return;
   }
   let session: RegistryResponse | undefined;
@@ -165,7 +165,7 @@ export async function uploadBlob(repo: Repository, src: BlobSource): Promise<voi
     });
     if (res.status === 201) {
       await res.discard();
-      progress?.({ digest: d.digest, done: d.size, total: d.size, mounted: true });
+      progress?.({ digest: d.digest, state: 'done', done: d.size, total: d.size, mounted: true });
       return;
     }
     if (res.status !== 202) throw await repo.fail(res, req, 'pushing');
@@ -180,15 +180,19 @@ export async function uploadBlob(repo: Repository, src: BlobSource): Promise<voi
   await session.discard();
   let location = uploadLocation(repo, session);
   const threshold = repo.opts.chunkThreshold ?? 32 << 20;
+  progress?.({ digest: d.digest, state: 'start', done: 0, total: d.size });
   if (d.size <= threshold) {
-    await finish(repo, location, d, () => src.open());
+    const open = progress
+      ? async () => Readable.from(countChunks(await src.open(), 0, (n) => progress({ digest: d.digest, state: 'progress', done: n, total: d.size })))
+      : () => src.open();
+    await finish(repo, location, d, open);
   } else {
     const minChunk = Number(session.headers[Headers.OciChunkMinLength] ?? 0) || 0;
     const chunk = Math.max(repo.opts.chunkSize ?? 16 << 20, minChunk);
     location = await uploadChunks(repo, src, location, chunk);
     await finish(repo, location, d, undefined);
   }
-  progress?.({ digest: d.digest, done: d.size, total: d.size });
+  progress?.({ digest: d.digest, state: 'done', done: d.size, total: d.size });
 }
 
 function uploadLocation(repo: Repository, res: RegistryResponse): URL {
@@ -223,7 +227,10 @@ async function uploadChunks(repo: Repository, src: BlobSource, location: URL, ch
     while (offset < size) {
       const end = Math.min(offset + chunk, size) - 1;
       const len = end - offset + 1;
-      const body = Readable.from(reader.take(len));
+      const progress = repo.opts.onProgress;
+      const from = offset;
+      const chunkBytes = reader.take(len);
+      const body = Readable.from(progress ? countChunks(chunkBytes, from, (n) => progress({ digest: src.descriptor.digest, state: 'progress', done: n, total: size })) : chunkBytes);
       let res: RegistryResponse | undefined;
       let err: unknown;
       try {
@@ -248,7 +255,6 @@ async function uploadChunks(repo: Repository, src: BlobSource, location: URL, ch
         location = uploadLocation(repo, res);
         offset = end + 1;
         failures = 0;
-        repo.opts.onProgress?.({ digest: src.descriptor.digest, done: offset, total: size });
         continue;
       }
       const temporary = err instanceof RegistryError ? err.temporary || err.code === 'RANGE_INVALID' || err.status === 416 : isConnectionError(err);

@@ -172,9 +172,10 @@ export class Repository {
    * resumes with `Range: bytes=<received>-` (a registry ignoring Range gets the received
    * prefix skipped), up to `resumeAttempts` consecutive failures without progress.
    */
-  openBlob(desc: Pick<Descriptor, 'digest' | 'size'>): Readable {
+  openBlob(desc: Pick<Descriptor, 'digest' | 'size'>, onBytes?: (received: number) => void): Readable {
     const verify = new DigestingStream({ digest: desc.digest, size: desc.size, what: `blob ${desc.digest} of ${this.name}` });
-    const src = Readable.from(this.#blobChunks(desc), { objectMode: false });
+    const chunks = this.#blobChunks(desc);
+    const src = Readable.from(onBytes ? countChunks(chunks, 0, onBytes) : chunks, { objectMode: false });
     src.on('error', (e) => verify.destroy(e));
     verify.on('close', () => {
       if (!src.destroyed) src.destroy();
@@ -187,8 +188,9 @@ export class Repository {
    * when a partial download from an earlier run is completed), with the same resume behaviour
    * as {@link openBlob}.
    */
-  blobFrom(desc: Pick<Descriptor, 'digest' | 'size'>, start: number): AsyncGenerator<Buffer> {
-    return this.#blobChunks(desc, start);
+  blobFrom(desc: Pick<Descriptor, 'digest' | 'size'>, start: number, onBytes?: (received: number) => void): AsyncGenerator<Buffer> {
+    const chunks = this.#blobChunks(desc, start);
+    return onBytes ? countChunks(chunks, start, onBytes) : chunks;
   }
 
   async *#blobChunks(desc: Pick<Descriptor, 'digest' | 'size'>, start = 0): AsyncGenerator<Buffer> {
@@ -258,6 +260,16 @@ export class Repository {
   async #pause(failures: number): Promise<void> {
     const ms = Math.min(5000, 100 * 2 ** (failures - 1)) * (0.5 + Math.random() / 2);
     await sleep(ms, undefined, this.opts.signal ? { signal: this.opts.signal } : undefined);
+  }
+}
+
+/** Passes chunks through, calling `onBytes` with the running total (from `start`) after each. */
+export async function* countChunks(src: AsyncIterable<Buffer>, start: number, onBytes: (n: number) => void): AsyncGenerator<Buffer> {
+  let n = start;
+  for await (const b of src) {
+    n += b.length;
+    yield b;
+    onBytes(n);
   }
 }
 

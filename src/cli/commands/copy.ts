@@ -25,13 +25,14 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       const parsedDst = parseTransport(dstArg);
       const dst: CopyEndpoint = parsedDst ?? { kind: 'store', store: (await images()).content };
       const registries = [src, dst].flatMap((e) => (e.kind === 'docker' ? [e.ref.registry] : []));
-      const onProgress = progress(c, !!o.quiet);
-      const d = await copy(src, dst, {
+      const bar = progress(c, !!o.quiet, 'copying');
+      const opts = {
         ...(await remoteOptions(c, registries, o)),
         ...(dst.kind === 'store' ? { partialDir: partialDir(c) } : {}),
         ...(o.platform ? { platform: parsePlatform(o.platform) } : {}),
-        ...(onProgress ? { onProgress } : {}),
-      });
+        ...(bar.onProgress ? { onProgress: bar.onProgress } : {}),
+      };
+      const d = await copy(src, dst, opts).finally(() => bar.finish());
       if (!parsedDst) await (await images()).tag(dstArg, d);
       c.stdout.write(`${d.digest}\n`);
     });

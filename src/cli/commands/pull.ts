@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
+import { progressMode, transferProgress, type TransferProgressRenderer } from '../progress.js';
 import { formatReference, parseReference, type Reference } from '../../oci/reference.js';
 import { parsePlatform } from '../../oci/platform.js';
 import { ImageStore } from '../../oci/store/image-store.js';
@@ -56,14 +57,9 @@ export async function remoteOptions(ctx: CliContext, registries: readonly string
   };
 }
 
-/** A per-blob progress printer on stderr (nothing with -q). */
-export function progress(ctx: CliContext, quiet: boolean): RemoteOptions['onProgress'] {
-  if (quiet) return undefined;
-  return (e) => {
-    if (e.done !== e.total) return;
-    const what = e.skipped ? 'already exists' : e.mounted ? 'mounted' : 'done';
-    ctx.stderr.write(`${e.digest.slice(7, 19)}: ${what}\n`);
-  };
+/** The transfer progress renderer on stderr for a command (nothing with -q). */
+export function progress(ctx: CliContext, quiet: boolean, verb: string): TransferProgressRenderer {
+  return transferProgress(ctx.stderr, progressMode(ctx.stderr, quiet), { verb });
 }
 
 /** Where interrupted downloads are kept for the next run: `<root>/tmp/partial`. */
@@ -91,14 +87,15 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       const ref = parseReference(image);
       const store = await ImageStore.open(c.root, { logger: c.logger });
       if (!o.quiet) c.stderr.write(`pulling ${formatReference(ref)}\n`);
-      const onProgress = progress(c, !!o.quiet);
-      const res = await pullDetailed(ref, store.content, {
+      const bar = progress(c, !!o.quiet, 'downloading');
+      const opts = {
         ...(await remoteOptions(c, [ref.registry], o)),
         partialDir: partialDir(c),
         ...(o.platform ? { platform: parsePlatform(o.platform) } : {}),
         ...(o.allPlatforms ? { allPlatforms: true } : {}),
-        ...(onProgress ? { onProgress } : {}),
-      });
+        ...(bar.onProgress ? { onProgress: bar.onProgress } : {}),
+      };
+      const res = await pullDetailed(ref, store.content, opts).finally(() => bar.finish());
       const name = nameFor(ref);
       if (name) await store.tag(name, res.descriptor);
       else await store.addUntagged(res.descriptor);

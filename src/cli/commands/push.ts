@@ -19,11 +19,10 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       if (!dest && !record.name) throw new UsageError('INVALID_ARGUMENT', `push: ${image} has no name; give a destination reference`);
       const ref = parseReference(dest ?? (record.name || image));
       if (!o.quiet) c.stderr.write(`pushing ${formatReference(ref)}\n`);
-      const onProgress = progress(c, !!o.quiet);
-      const d = await push(ref, { store: store.content, descriptor: record.descriptor }, {
-        ...(await remoteOptions(c, [ref.registry], o)),
-        ...(onProgress ? { onProgress } : {}),
-      });
+      const bar = progress(c, !!o.quiet, 'uploading');
+      const opts = { ...(await remoteOptions(c, [ref.registry], o)), ...(bar.onProgress ? { onProgress: bar.onProgress } : {}) };
+      const d = await push(ref, { store: store.content, descriptor: record.descriptor }, opts).finally(() => bar.finish());
+      if (!o.quiet) c.stderr.write(`digest: ${d.digest}\n`);
       c.stdout.write(`${d.digest}\n`);
     });
 }

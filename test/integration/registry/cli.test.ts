@@ -48,6 +48,34 @@ describe.skipIf(!!why)('tsbuild pull/push/login/logout/copy CLI', () => {
     expect(rec.descriptor.digest).toBe(img.manifest.digest);
   });
 
+  it('progress: start and done lines with sizes when stderr is not a terminal; -q prints only the result', async () => {
+    const pushed = await tsbuildOk(['push', 'local/app:v1', `${reg.host}/cli/progress:v1`], { root, env: env() });
+    expect(pushed.stdout).toBe(`${img.manifest.digest}\n`);
+    expect(pushed.stderr).toContain(`digest: ${img.manifest.digest}`);
+    const other = await mkdtemp(join(tmpdir(), 'tsbuild-root-'));
+    dirs.push(other);
+    const p = await tsbuildOk(['pull', `${reg.host}/cli/progress:v1`], { root: other, env: env() });
+    for (const l of img.layers) {
+      const id = l.digest.slice(7, 19);
+      expect(p.stderr).toMatch(new RegExp(`^${id}: downloading ${(l.size / 1024).toFixed(1)} KiB$`, 'm'));
+      expect(p.stderr).toMatch(new RegExp(`^${id}: done ${(l.size / 1024).toFixed(1)} KiB in \\d+\\.\\d+ s \\([\\d.]+ [KMG]?i?B/s\\)$`, 'm'));
+    }
+    expect(p.stderr).not.toMatch(/\x1b\[/);
+    // pulled again: everything is already there
+    const again = await tsbuildOk(['pull', `${reg.host}/cli/progress:v1`], { root: other, env: env() });
+    for (const l of img.layers) expect(again.stderr).toContain(`${l.digest.slice(7, 19)}: already exists`);
+    expect(again.stderr).not.toContain('downloading');
+
+    const third = await mkdtemp(join(tmpdir(), 'tsbuild-root-'));
+    dirs.push(third);
+    const q = await tsbuildOk(['pull', '-q', `${reg.host}/cli/progress:v1`], { root: third, env: env() });
+    expect(q.stdout).toBe(`${reg.host}/cli/progress:v1\n`);
+    expect(q.stderr).toBe('');
+    const qp = await tsbuildOk(['push', '-q', 'local/app:v1', `${reg.host}/cli/progress:v2`], { root, env: env() });
+    expect(qp.stdout).toBe(`${img.manifest.digest}\n`);
+    expect(qp.stderr).toBe('');
+  });
+
   it('login checks the password, writes config.json 0600, and logout removes it', async () => {
     const bad = await runTsbuild(['login', '-u', 'carol', '--password-stdin', authReg.host], { root, env: env(), input: 'wrong\n' });
     expect(bad.code).not.toBe(0);

@@ -14,6 +14,7 @@ import { sha256 } from '../../../src/oci/digest.js';
 import { MediaTypes } from '../../../src/oci/media-types.js';
 import { copyGraph } from '../../../src/oci/layout/graph.js';
 import type { Descriptor } from '../../../src/oci/descriptor.js';
+import type { TransferProgress } from '../../../registry/remote/options.js';
 import { randomImage, type RandomImage } from '../../helpers/random-image.js';
 import { registrySkipReason, startRegistry, type TestRegistry } from '../../helpers/registry.js';
 
@@ -80,6 +81,28 @@ describe.skipIf(!!why)('push/pull against docker-registry (open)', () => {
     // every blob was mounted from demo/app, none uploaded
     expect(events.filter((e) => e.mounted).map((e) => e.digest).sort()).toEqual([img.config.digest, ...img.layers.map((l) => l.digest)].sort());
     expect((await remoteHead(dest)).digest).toBe(img.manifest.digest);
+  });
+
+  it('reports start, growing progress and done per blob, for monolithic and chunked uploads and for downloads', async () => {
+    const pushed: TransferProgress[] = [];
+    const pulled: TransferProgress[] = [];
+    const ref = parseReference(`${reg.host}/demo/progress:v1`);
+    // a chunk threshold below the layer size makes the layers go in PATCH chunks
+    await push(ref, { store: img.store, descriptor: img.manifest }, { chunkThreshold: 100_000, chunkSize: 64 << 10, onProgress: (e) => pushed.push(e) });
+    const store = await tempStore();
+    await pull(ref, store, { onProgress: (e) => pulled.push(e) });
+    const blobs = [img.config, ...img.layers];
+    for (const phase of [pushed, pulled]) {
+      for (const b of blobs) {
+        const mine = phase.filter((e) => e.digest === b.digest);
+        expect(mine[0]).toEqual({ digest: b.digest, state: 'start', done: 0, total: b.size });
+        expect(mine.at(-1)).toEqual({ digest: b.digest, state: 'done', done: b.size, total: b.size });
+        const mid = mine.slice(1, -1);
+        expect(mid.every((e) => e.state === 'progress' && e.total === b.size)).toBe(true);
+        for (let i = 1; i < mid.length; i++) expect(mid[i]!.done).toBeGreaterThan(mid[i - 1]!.done);
+        if (b.size > 100_000) expect(mid.length).toBeGreaterThan(2);
+      }
+    }
   });
 
   it('names the reference and the status for an unknown tag', async () => {
