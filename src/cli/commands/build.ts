@@ -10,6 +10,7 @@ import { ImageStore } from '../../oci/store/image-store.js';
 import { UsageError } from '../../util/errors.js';
 import type { CliContext } from '../context.js';
 import { RuntimeExecutor, RuntimeSnapshotter, StoreImageResolver } from '../wiring/build-runtime.js';
+import { parseOutput, writeOutput } from '../wiring/outputs.js';
 import { progressRenderer, type ProgressMode } from '../wiring/progress.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -25,6 +26,7 @@ interface Flags {
   iidfile?: string;
   network?: string;
   secret?: string[];
+  output?: string;
 }
 
 /** `--secret id=ID[,src=PATH|,env=VAR]` (docker buildx syntax; `source`/`type=file|env` accepted). */
@@ -88,6 +90,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('-q, --quiet', 'print only the image id')
     .option('--iidfile <file>', 'write the image id to this file')
     .option('--network <mode>', 'network of RUN steps: default (host), host or none', 'default')
+    .option('-o, --output <spec>', 'output: type=image (default), type=oci|docker,dest=FILE (- for stdout; oci with tar=false: a layout dir), type=local,dest=DIR, type=tar,dest=FILE')
     .option('--secret <spec>', 'secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR (repeatable)', collect)
     .action(async (contextArg: string, f: Flags) => {
       const c = ctx();
@@ -102,6 +105,8 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       const buildArgs = parseBuildArgs(f.buildArg ?? []);
       const epoch = sourceDateEpoch(buildArgs);
       const secrets = await readSecrets(f.secret ?? []);
+      const output = f.output ? parseOutput(f.output) : undefined;
+      if (output && output.dest === '-' && f.quiet) throw new UsageError('INVALID_ARGUMENT', '-q cannot be combined with an --output to stdout');
 
       const fromStdin = contextArg === '-';
       const dfPath = f.file ? resolve(f.file) : fromStdin ? undefined : join(resolve(contextArg), 'Dockerfile');
@@ -142,9 +147,15 @@ export function register(cmd: Command, ctx: () => CliContext): void {
           const desc = await store.putImage(res.image);
           const manifest = await res.image.manifest();
           const id = manifest.config.digest;
-          for (const t of f.tag ?? []) await store.tag(t, desc);
-          progress.finish(`writing image ${id} done`);
-          for (const t of f.tag ?? []) progress.finish(`naming to ${formatReference(parseReference(t))} done`);
+          const names = (f.tag ?? []).map((t) => formatReference(parseReference(t)));
+          if (output && output.type !== 'image') {
+            await writeOutput(output, res.image, desc, store, names, c.stdout);
+            progress.finish(`exporting to ${output.type} ${output.dest === '-' ? 'stdout' : output.dest} done`);
+          } else {
+            for (const t of f.tag ?? []) await store.tag(t, desc);
+            progress.finish(`writing image ${id} done`);
+            for (const n of names) progress.finish(`naming to ${n} done`);
+          }
           if (f.iidfile) await writeFile(f.iidfile, id);
           if (f.quiet) c.stdout.write(`${id}\n`);
         } finally {

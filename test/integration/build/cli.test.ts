@@ -111,4 +111,34 @@ describe.skipIf(!!why)('tsbuild build (CLI)', () => {
       expect(existsSync(join(bundle, 'rootfs/heredoc.txt'))).toBe(true);
     }
   }, 120_000);
+
+  it('--output type=oci (archive and layout dir), docker, local and tar; --secret from a file and the environment', async () => {
+    const ctx = tmp('tsbuild-build-cli-ctx-');
+    writeFileSync(join(ctx, 'Dockerfile'), `FROM ${BUSYBOX}\nRUN --mount=type=secret,id=a --mount=type=secret,id=b,env=B cat /run/secrets/a > /a && echo "$B" > /b\n`);
+    writeFileSync(join(ctx, 'a.txt'), 'from-file');
+    const out = tmp('tsbuild-build-out-');
+    const sec = ['--secret', `id=a,src=${join(ctx, 'a.txt')}`, '--secret', 'id=b,env=MY_B'];
+    const env = { env: { MY_B: 'from-env' } };
+    await tsbuildOk(['build', ...sec, '-t', 'localhost/cli/out:1', '--output', `type=oci,dest=${join(out, 'oci.tar')}`, ctx], { root, ...env });
+    await tsbuildOk(['build', ...sec, '--output', `type=oci,tar=false,dest=${join(out, 'layout')}`, '-t', 'localhost/cli/out:1', ctx], { root, ...env });
+    await tsbuildOk(['build', ...sec, '--output', `type=docker,dest=${join(out, 'docker.tar')}`, '-t', 'localhost/cli/out:1', ctx], { root, ...env });
+    await tsbuildOk(['build', ...sec, '--output', `type=local,dest=${join(out, 'rootfs')}`, ctx], { root, ...env });
+    await tsbuildOk(['build', ...sec, '--output', `type=tar,dest=${join(out, 'rootfs.tar')}`, ctx], { root, ...env });
+    expect(readFileSync(join(out, 'rootfs/a'), 'utf8')).toBe('from-file');
+    expect(readFileSync(join(out, 'rootfs/b'), 'utf8')).toBe('from-env\n');
+    const list = await run('tar', ['-tf', join(out, 'rootfs.tar')]);
+    expect(list.stdout.split('\n')).toEqual(expect.arrayContaining(['a', 'b', 'bin/busybox']));
+    // outputs other than image tag nothing in the store
+    expect((await tsbuildOk(['images'], { root })).stdout).not.toContain('localhost/cli/out');
+    if (!peers.skopeo) {
+      for (const ref of [`oci-archive:${join(out, 'oci.tar')}:1`, `oci:${join(out, 'layout')}:1`, `docker-archive:${join(out, 'docker.tar')}`]) {
+        const r = await run('skopeo', ['inspect', ref]);
+        expect(r.code, `${ref}: ${r.stderr}`).toBe(0);
+      }
+    }
+    const bad = await runTsbuild(['build', '--output', 'type=bogus,dest=x', ctx], { root });
+    expect(bad.code).toBe(2);
+    const missing = await runTsbuild(['build', '--secret', 'id=b,env=NOT_SET_ANYWHERE', ctx], { root });
+    expect(missing.code).toBe(2);
+  }, 120_000);
 });
