@@ -394,6 +394,7 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
           signal,
         );
         if (partial) tail.push(partial);
+        if (signal.aborted) throw new BuildError('CANCELED', `${name}: canceled`, { cause: signal.reason, location: step.location, step: name });
         if (res.exitCode !== 0) {
           const what = res.signal ? `was killed by ${res.signal}` : `exited with code ${res.exitCode}`;
           throw new BuildError('RUN_FAILED', `${name}: process ${JSON.stringify(step.args.join(' '))} ${what}${tail.length ? '\n' + tail.slice(-keep).join('\n') : ''}`, {

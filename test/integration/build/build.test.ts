@@ -277,3 +277,29 @@ describe.skipIf(!!why)('tsbuild build: RUN --mount', () => {
     expect(leftovers(root)).toEqual([]);
   }, 120_000);
 });
+
+describe.skipIf(!!why)('tsbuild build: cancellation and concurrency', () => {
+  it('aborting a build kills the running RUN and leaves nothing behind', async () => {
+    const ac = new AbortController();
+    const t0 = Date.now();
+    const p = runBuild(root, store, { dockerfile: 'FROM localhost/test/busybox:latest\nRUN sleep 30\n', signal: ac.signal, noCache: true });
+    setTimeout(() => ac.abort(new Error('test abort')), 1500);
+    const err = await p.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BuildError);
+    expect((err as BuildError).code).toBe('CANCELED');
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(leftovers(root)).toEqual([]);
+  }, 60_000);
+
+  it('two builds of the same steps at once on one store both succeed with the same result', async () => {
+    const df = 'FROM localhost/test/busybox:latest\nRUN echo concurrent > /c && sleep 0.3\n';
+    const [a, b] = await Promise.all([runBuild(root, store, { dockerfile: df }), runBuild(root, store, { dockerfile: df })]);
+    const fa = await rootfsOf(a.result.image);
+    const fb = await rootfsOf(b.result.image);
+    expect(readFileSync(join(fa, 'c'), 'utf8')).toBe('concurrent\n');
+    expect(readFileSync(join(fb, 'c'), 'utf8')).toBe('concurrent\n');
+    const again = await runBuild(root, store, { dockerfile: df });
+    expect(stepStates(again.events).ran).toEqual([]);
+    expect(leftovers(root)).toEqual([]);
+  }, 60_000);
+});

@@ -53,6 +53,7 @@ export interface RunBuildOptions {
   readonly sourceDateEpoch?: number;
   readonly network?: 'host' | 'none';
   readonly secrets?: ReadonlyMap<string, Buffer>;
+  readonly signal?: AbortSignal;
 }
 
 /** Builds with the runtime wiring; returns the result and the progress events. */
@@ -78,6 +79,7 @@ export async function runBuild(root: string, store: ImageStore, o: RunBuildOptio
       progress: (e) => events.push(e),
       cacheMounts: new DirCacheMounts(root),
       ...(o.secrets ? { secrets: o.secrets } : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
     });
     const output = events.filter((e): e is Extract<ProgressEvent, { kind: 'output' }> => e.kind === 'output').map((e) => e.chunk.toString()).join('');
     return { result, events, output };
