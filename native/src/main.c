@@ -311,7 +311,9 @@ int main(int argc, char **argv) {
     _exit(127);
   }
   close(sp[1]);
-  for (int i = 0; c.cgroup_fds[i] > 0; i++) close(c.cgroup_fds[i]);
+  for (int i = 0; c.cgroup_fds[i] >= 0; i++) close(c.cgroup_fds[i]);
+  for (int i = 0; c.ns_fds[i] >= 0; i++) close(c.ns_fds[i]);
+  if (c.fifo_fd >= 0) close(c.fifo_fd);
   int code = monitor(&c, pid, sp[0], sigfd);
   json_free(c.spec_owned);
   json_free(c.msg);
