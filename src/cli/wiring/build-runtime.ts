@@ -12,18 +12,47 @@ import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { ActiveSnapshot, ExecRequest, ExecResult, Executor, ImageResolver, ProcessIO, Snapshotter } from '../../../builder/exec/types.js';
 import { mkdirAllInRoot, readFileInRoot, resolveOwner } from '../../../builder/exec/root-path.js';
-import { createCgroupManager } from '../../../runtime/cgroups/manager.js';
-import { createContainer } from '../../../runtime/container/container.js';
-import { processStartTime } from '../../../runtime/container/state.js';
-import { prepareRootfs } from '../../../runtime/rootfs/prepare.js';
-import { SnapshotStore } from '../../../runtime/rootfs/snapshots.js';
-import { reapStaleContainers } from '../../../runtime/run.js';
-import { specFromImage, type BindMount, type TmpfsMount } from '../../../runtime/spec/from-image.js';
+import type { SnapshotStore } from '../../../runtime/rootfs/snapshots.js';
+import type { BindMount, TmpfsMount } from '../../../runtime/spec/from-image.js';
 import type { ImageConfig } from '../../oci/config.js';
 import type { Image } from '../../oci/image.js';
 import type { Platform } from '../../oci/platform.js';
 import type { ImageStore } from '../../oci/store/image-store.js';
 import { nullLogger, type Logger } from '../../util/logger.js';
+
+/** The runtime, loaded on first use: a fully cached build never needs it. */
+const runtime = (() => {
+  let p: Promise<{
+    createCgroupManager: typeof import('../../../runtime/cgroups/manager.js').createCgroupManager;
+    createContainer: typeof import('../../../runtime/container/container.js').createContainer;
+    processStartTime: typeof import('../../../runtime/container/state.js').processStartTime;
+    prepareRootfs: typeof import('../../../runtime/rootfs/prepare.js').prepareRootfs;
+    SnapshotStore: typeof import('../../../runtime/rootfs/snapshots.js').SnapshotStore;
+    reapStaleContainers: typeof import('../../../runtime/run.js').reapStaleContainers;
+    specFromImage: typeof import('../../../runtime/spec/from-image.js').specFromImage;
+  }> | undefined;
+  return () =>
+    (p ??= (async () => {
+      const [cg, ct, st, pr, sn, rn, sp] = await Promise.all([
+        import('../../../runtime/cgroups/manager.js'),
+        import('../../../runtime/container/container.js'),
+        import('../../../runtime/container/state.js'),
+        import('../../../runtime/rootfs/prepare.js'),
+        import('../../../runtime/rootfs/snapshots.js'),
+        import('../../../runtime/run.js'),
+        import('../../../runtime/spec/from-image.js'),
+      ]);
+      return {
+        createCgroupManager: cg.createCgroupManager,
+        createContainer: ct.createContainer,
+        processStartTime: st.processStartTime,
+        prepareRootfs: pr.prepareRootfs,
+        SnapshotStore: sn.SnapshotStore,
+        reapStaleContainers: rn.reapStaleContainers,
+        specFromImage: sp.specFromImage,
+      };
+    })());
+})();
 
 /** Hostname of RUN containers (buildkit's). */
 export const BUILD_HOSTNAME = 'buildkitsandbox';
@@ -42,14 +71,14 @@ export interface RuntimeSnapshot extends ActiveSnapshot {
 
 /** Snapshots as overlay mounts over the runtime's shared layer snapshots. */
 export class RuntimeSnapshotter implements Snapshotter {
-  private readonly layers: SnapshotStore;
+  private layers: SnapshotStore | undefined;
   private reaped = false;
 
-  constructor(private readonly root: string, private readonly log: Logger = nullLogger) {
-    this.layers = new SnapshotStore(root);
-  }
+  constructor(private readonly root: string, private readonly log: Logger = nullLogger) {}
 
   async prepare(image: Image, signal?: AbortSignal): Promise<RuntimeSnapshot> {
+    const { SnapshotStore, reapStaleContainers, prepareRootfs, processStartTime } = await runtime();
+    this.layers ??= new SnapshotStore(this.root);
     if (!this.reaped) {
       this.reaped = true;
       await reapStaleContainers(this.root, this.log);
@@ -96,6 +125,7 @@ export class RuntimeExecutor implements Executor {
   constructor(private readonly root: string, private readonly log: Logger = nullLogger) {}
 
   async run(snapshot: ActiveSnapshot, req: ExecRequest, io: ProcessIO, signal?: AbortSignal): Promise<ExecResult> {
+    const { createCgroupManager, createContainer, specFromImage } = await runtime();
     const snap = snapshot as RuntimeSnapshot;
     if (!snap.dir || !snap.id) throw new Error('the runtime executor needs a snapshot of the runtime snapshotter');
     const id = snap.id;
