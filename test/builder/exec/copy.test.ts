@@ -132,4 +132,21 @@ describe.skipIf(!!why)('applyCopy', () => {
     expect([lstatSync(join(r, 'got/x.txt')).uid, lstatSync(join(r, 'got/x.txt')).gid]).toEqual([42, 43]);
     await expect(applyCopy(step({ from: { kind: 'stage', index: 0 }, sources: ['/nope'], dest: '/n' }), r, { kind: 'root', root: src })).rejects.toThrow(/"\/nope": not found/);
   });
+
+  it('ADD extracts a local tar (plain or gzip) into the destination; COPY does not', async () => {
+    const ctx = tmp();
+    const content = tmp();
+    mkdirSync(join(content, 'pkg'));
+    writeFileSync(join(content, 'pkg/file'), 'inside');
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('tar', ['-C', content, '-czf', join(ctx, 'a.tar.gz'), 'pkg']);
+    execFileSync('tar', ['-C', content, '-cf', join(ctx, 'b.tar'), 'pkg']);
+    const r = rootfs();
+    await copy(r, ctx, { kind: 'ADD', sources: ['a.tar.gz'], dest: '/x/' });
+    await copy(r, ctx, { kind: 'ADD', sources: ['b.tar'], dest: '/y' });
+    await copy(r, ctx, { sources: ['a.tar.gz'], dest: '/z/' });
+    expect(readFileSync(join(r, 'x/pkg/file'), 'utf8')).toBe('inside');
+    expect(readFileSync(join(r, 'y/pkg/file'), 'utf8')).toBe('inside');
+    expect(lstatSync(join(r, 'z/a.tar.gz')).isFile()).toBe(true);
+  });
 });

@@ -54,6 +54,18 @@ describe.skipIf(!!why)('tsbuild build (CLI)', () => {
     expect(images.stdout).toContain(q.stdout.trim().slice(7, 19));
   }, 120_000);
 
+  it('a context tar on stdin (-)', async () => {
+    const ctx = tmp('tsbuild-build-cli-ctx-');
+    cpSync(join(CASES, 'scratch'), ctx, { recursive: true });
+    const tar = await run('tar', ['-C', ctx, '-c', '-f', join(ctx, '..', `${ctx.split('/').pop()}.tar`), '.']);
+    expect(tar.code).toBe(0);
+    const input = readFileSync(join(ctx, '..', `${ctx.split('/').pop()}.tar`));
+    rmSync(join(ctx, '..', `${ctx.split('/').pop()}.tar`));
+    await tsbuildOk(['build', '-t', 'localhost/cli/stdin', '-'], { root, input });
+    const inspect = await tsbuildOk(['inspect', 'localhost/cli/stdin'], { root });
+    expect(inspect.stdout).toContain('/hello.txt');
+  }, 120_000);
+
   it('-f, --target and --build-arg', async () => {
     const ctx = tmp('tsbuild-build-cli-ctx-');
     writeFileSync(join(ctx, 'Build.df'), `FROM ${BUSYBOX} AS one\nARG WHAT=default\nRUN echo "$WHAT" > /what\nFROM one AS two\nRUN exit 1\n`);
