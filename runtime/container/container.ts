@@ -67,7 +67,8 @@ export interface Container {
   state(): Promise<ContainerState>;
   /** Releases a created container: it executes process.args. */
   start(): Promise<void>;
-  kill(sig: NodeJS.Signals | number): Promise<void>;
+  /** Signals the first process; with `all`, every process of the container's cgroup (needs a CgroupManager). */
+  kill(sig: NodeJS.Signals | number, opts?: { all?: boolean }): Promise<void>;
   /** Resolves when the first process ends. */
   wait(): Promise<{ exitCode: number; signal?: string }>;
   /** Stopped containers only, unless `force` (then SIGKILL first). Removes cgroup and state. */
@@ -204,11 +205,17 @@ class ContainerImpl implements Container {
     if (this.helper) await this.helper.waitStarted();
   }
 
-  async kill(sig: NodeJS.Signals | number): Promise<void> {
+  async kill(sig: NodeJS.Signals | number, opts: { all?: boolean } = {}): Promise<void> {
     const n = signalNumber(sig);
     const s = await readState(this.stateRoot, this.id);
     const status = await deriveStatus(this.stateRoot, s);
     if (status === 'stopped' || s.pid === undefined) throw new RuntimeError('INVALID_STATE', `container ${this.id} is not running`);
+    if (opts.all) {
+      if (!this.cgroup) throw new RuntimeError('NOT_SUPPORTED', `container ${this.id} has no cgroup, so kill --all cannot find its processes`);
+      await this.cgroup.kill(n);
+      if (status === 'paused' && n === osc.signals.SIGKILL) await this.cgroup.freeze('THAWED').catch(() => {});
+      return;
+    }
     try {
       process.kill(s.pid, n);
     } catch (e) {

@@ -80,11 +80,17 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     ctx().stdout.write(`${JSON.stringify(s, null, 2)}\n`);
   });
 
-  cmd.command('kill').argument('<id>').argument('[signal]', 'signal name or number', 'SIGTERM').description('send a signal to the container').action(async (id: string, signal: string) => {
-    const c = await loadContainer(stateRootOf(ctx()), id, { cgroup: await cgroupFor(ctx(), id) });
-    const sig = /^\d+$/.test(signal) ? Number(signal) : ((signal.toUpperCase().startsWith('SIG') ? signal.toUpperCase() : `SIG${signal.toUpperCase()}`) as NodeJS.Signals);
-    await c.kill(sig);
-  });
+  cmd
+    .command('kill')
+    .argument('<id>')
+    .argument('[signal]', 'signal name or number', 'SIGTERM')
+    .option('-a, --all', 'signal every process of the container (its cgroup)')
+    .description('send a signal to the container')
+    .action(async (id: string, signal: string, o: { all?: boolean }) => {
+      const c = await loadContainer(stateRootOf(ctx()), id, { cgroup: await cgroupFor(ctx(), id) });
+      const sig = /^\d+$/.test(signal) ? Number(signal) : ((signal.toUpperCase().startsWith('SIG') ? signal.toUpperCase() : `SIG${signal.toUpperCase()}`) as NodeJS.Signals);
+      await c.kill(sig, { all: !!o.all });
+    });
 
   cmd.command('delete').argument('<id>').option('-f, --force', 'kill the container first if it is running').description('delete a stopped container').action(async (id: string, o: { force?: boolean }) => {
     const c = await loadContainer(stateRootOf(ctx()), id, { cgroup: await cgroupFor(ctx(), id) });

@@ -220,7 +220,7 @@ describe.skipIf(!!why)('native helper: real containers from a busybox bundle', (
     expect(r.stdout).toContain('CapEff:\t0000000020000420\n');
   });
 
-  it('joins the cgroup given by a CgroupManager: pids.max stops a fork bomb, memory.limit OOM-kills (137), pause/resume freeze', async () => {
+  it('joins the cgroup given by a CgroupManager: pids.max stops a fork bomb, memory.limit OOM-kills (137), pause/resume freeze, kill --all', async () => {
     const spec = testSpec(['/bin/test-init', 'cgroup', 'fork-bomb', '40']);
     (spec.linux as Record<string, unknown>).resources = { devices: [{ allow: false, access: 'rwm' }], pids: { limit: 10 } };
     const r = await probe(spec, { cgroup: true });
@@ -235,7 +235,7 @@ describe.skipIf(!!why)('native helper: real containers from a busybox bundle', (
     expect(killed.stdout).not.toContain('allocated 128');
     expect(killed.exitCode).toBe(137);
 
-    bundle.writeSpec(testSpec(['/bin/test-init', 'sleep', '30']));
+    bundle.writeSpec(testSpec(['/bin/sh', '-c', '/bin/test-init sleep 30 & /bin/test-init sleep 30; exit 0']));
     const id = `pause-${process.pid}`;
     const cgroup = await createCgroupManager({ name: `tsbuild-test-${id}` });
     const c = await createContainer({ id, bundle: bundle.dir, stateRoot, cgroup, io: { stdin: 'null', stdout: 'null', stderr: 'null' } });
@@ -245,6 +245,9 @@ describe.skipIf(!!why)('native helper: real containers from a busybox bundle', (
       expect((await c.state()).status).toBe('paused');
       await c.resume();
       expect((await c.state()).status).toBe('running');
+      await c.kill('SIGKILL', { all: true });
+      expect((await c.wait()).exitCode).toBe(137);
+      expect(await cgroup.pids()).toEqual([]);
       const plain = await createContainer({ id: `nocg-${process.pid}`, bundle: bundle.dir, stateRoot, io: { stdin: 'null', stdout: 'null', stderr: 'null' } });
       await expect(plain.pause()).rejects.toMatchObject({ code: 'NOT_SUPPORTED' });
       await plain.delete({ force: true });
