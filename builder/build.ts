@@ -6,6 +6,7 @@
 import type { ContentStore } from '../src/oci/content/content-store.js';
 import type { Digest } from '../src/oci/digest.js';
 import type { Image } from '../src/oci/image.js';
+import { withConfig } from '../src/oci/mutate.js';
 import { hostPlatform, type Platform } from '../src/oci/platform.js';
 import type { Compression } from '../src/oci/tar/index.js';
 import type { BuildContext } from './context/context.js';
@@ -49,6 +50,8 @@ export interface BuildOptions {
   readonly cacheMounts?: CacheMounts;
   /** `--secret` values by id (in memory only; never in a layer or a cache key). */
   readonly secrets?: ReadonlyMap<string, Buffer>;
+  /** `--label`s added to the final image's config (they win over LABEL). */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 /** What {@link build} produced. */
@@ -113,5 +116,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   });
   const target = results.get(conv.build.target.index);
   if (!target) throw new BuildError('STEP_FAILED', `target stage ${conv.build.target.displayName} was not built`);
-  return { image: target.image, digest: await target.image.digest(), warnings: conv.warnings };
+  let image = target.image;
+  if (opts.labels && Object.keys(opts.labels).length > 0) {
+    const cfg = await image.config();
+    image = withConfig(image, { ...cfg, config: { ...(cfg.config ?? {}), Labels: { ...(cfg.config?.Labels ?? {}), ...opts.labels } } });
+  }
+  return { image, digest: await image.digest(), warnings: conv.warnings };
 }

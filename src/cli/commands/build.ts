@@ -7,6 +7,7 @@ import { FileBuildCache } from '../../../builder/solver/cache.js';
 import { DirCacheMounts } from '../../../builder/solver/cache-mounts.js';
 import { formatReference, parseReference } from '../../oci/reference.js';
 import { ImageStore } from '../../oci/store/image-store.js';
+import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../../oci/platform.js';
 import { UsageError } from '../../util/errors.js';
 import type { CliContext } from '../context.js';
 import { RuntimeExecutor, RuntimeSnapshotter, StoreImageResolver } from '../wiring/build-runtime.js';
@@ -27,6 +28,9 @@ interface Flags {
   network?: string;
   secret?: string[];
   output?: string;
+  label?: string[];
+  metadataFile?: string;
+  platform?: string;
 }
 
 /** `--secret id=ID[,src=PATH|,env=VAR]` (docker buildx syntax; `source`/`type=file|env` accepted). */
@@ -91,6 +95,9 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('--iidfile <file>', 'write the image id to this file')
     .option('--network <mode>', 'network of RUN steps: default (host), host or none', 'default')
     .option('-o, --output <spec>', 'output: type=image (default), type=oci|docker,dest=FILE (- for stdout; oci with tar=false: a layout dir), type=local,dest=DIR, type=tar,dest=FILE')
+    .option('--label <k=v>', 'set a label on the image (repeatable)', collect)
+    .option('--metadata-file <file>', 'write the build result (digests, names) as JSON to this file')
+    .option('--platform <os/arch>', 'target platform (only the host platform is supported)')
     .option('--secret <spec>', 'secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR (repeatable)', collect)
     .action(async (contextArg: string, f: Flags) => {
       const c = ctx();
@@ -106,6 +113,16 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       const epoch = sourceDateEpoch(buildArgs);
       const secrets = await readSecrets(f.secret ?? []);
       const output = f.output ? parseOutput(f.output) : undefined;
+      const labels: Record<string, string> = {};
+      for (const l of f.label ?? []) {
+        const i = l.indexOf('=');
+        if (i <= 0) throw new UsageError('INVALID_ARGUMENT', `invalid --label ${JSON.stringify(l)}: expected KEY=VALUE`);
+        labels[l.slice(0, i)] = l.slice(i + 1);
+      }
+      if (f.platform) {
+        const want = parsePlatform(f.platform);
+        if (!platformMatches(want, hostPlatform())) throw new UsageError('NOT_SUPPORTED', `--platform ${f.platform}: only the host platform ${formatPlatform(hostPlatform())} can be built`);
+      }
       if (output && output.dest === '-' && f.quiet) throw new UsageError('INVALID_ARGUMENT', '-q cannot be combined with an --output to stdout');
 
       const fromStdin = contextArg === '-';
@@ -141,6 +158,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
             noCache: !f.cache,
             ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
             defaultNetwork: network,
+            labels,
             progress,
             signal: ac.signal,
           });
@@ -157,6 +175,15 @@ export function register(cmd: Command, ctx: () => CliContext): void {
             for (const n of names) progress.finish(`naming to ${n} done`);
           }
           if (f.iidfile) await writeFile(f.iidfile, id);
+          if (f.metadataFile) {
+            const meta = {
+              'containerimage.digest': desc.digest,
+              'containerimage.config.digest': id,
+              'containerimage.descriptor': desc,
+              ...(names.length ? { 'image.name': names.join(',') } : {}),
+            };
+            await writeFile(f.metadataFile, JSON.stringify(meta, null, 2) + '\n');
+          }
           if (f.quiet) c.stdout.write(`${id}\n`);
         } finally {
           process.removeListener('SIGINT', onSig);

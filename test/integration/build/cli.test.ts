@@ -74,6 +74,25 @@ describe.skipIf(!!why)('tsbuild build (CLI)', () => {
     expect(out.stdout).toBe('given\n');
   }, 120_000);
 
+  it('--label, --metadata-file and --platform', async () => {
+    const ctx = tmp('tsbuild-build-cli-ctx-');
+    writeFileSync(join(ctx, 'Dockerfile'), `FROM ${BUSYBOX}\nLABEL a=from-dockerfile b=kept\n`);
+    const meta = join(ctx, 'meta.json');
+    await tsbuildOk(['build', '--label', 'a=from-flag', '--label', 'c=3', '--metadata-file', meta, '-t', 'localhost/cli/labels', ctx], { root });
+    const m = JSON.parse(readFileSync(meta, 'utf8')) as Record<string, unknown>;
+    expect(m['image.name']).toBe('localhost/cli/labels:latest');
+    const store = await ImageStore.open(root);
+    const rec = await store.resolve('localhost/cli/labels');
+    expect(m['containerimage.digest']).toBe(rec.descriptor.digest);
+    const { image } = await store.imageFor('localhost/cli/labels');
+    expect((await image.config()).config?.Labels).toEqual({ a: 'from-flag', b: 'kept', c: '3' });
+    expect(m['containerimage.config.digest']).toBe((await image.manifest()).config.digest);
+    const other = process.arch === 'arm64' ? 'linux/amd64' : 'linux/arm64';
+    const bad = await runTsbuild(['build', '--platform', other, ctx], { root });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('only the host platform');
+  }, 120_000);
+
   it('a failing RUN exits non-zero, shows the step, exit code and output, tags nothing and leaves nothing behind', async () => {
     const r = await runTsbuild(['build', '-t', 'localhost/cli/fail', '--progress', 'plain', join(CASES, 'fail-run')], { root });
     expect(r.code).not.toBe(0);
