@@ -1,4 +1,5 @@
 import type { Descriptor } from '../../src/oci/descriptor.js';
+import type { Digest } from '../../src/oci/digest.js';
 import type { ContentStore } from '../../src/oci/content/content-store.js';
 import { isImageManifest, isIndex } from '../../src/oci/media-types.js';
 import { formatPlatform, hostPlatform, platformMatches, type Platform } from '../../src/oci/platform.js';
@@ -26,7 +27,8 @@ export interface PullResult {
  * itself. Layers are downloaded in parallel (`concurrency`, default 4), each verified while it
  * streams into the store and resumed with Range after a dropped connection; blobs already in
  * the store are skipped. Manifests are stored after their blobs, so the store never holds a
- * manifest whose blobs are missing. With `allPlatforms`, every image of an index is stored. Returns the descriptor of the manifest/index fetched.
+ * manifest whose blobs are missing. A pull that fails removes the blobs it added, except after a
+ * temporary failure (network, 5xx) with `partialDir` set, when they are kept for the next run. With `allPlatforms`, every image of an index is stored. Returns the descriptor of the manifest/index fetched.
  */
 export async function pull(ref: Reference, store: ContentStore, opts: RemoteOptions = {}): Promise<Descriptor> {
   return (await pullDetailed(ref, store, opts)).descriptor;
@@ -35,45 +37,57 @@ export async function pull(ref: Reference, store: ContentStore, opts: RemoteOpti
 /** {@link pull}, also returning the chosen platform manifest and a download count. */
 export async function pullDetailed(ref: Reference, store: ContentStore, opts: RemoteOptions = {}): Promise<PullResult> {
   const repo = new Repository(ref, opts, ['pull']);
+  const added: Digest[] = [];
   try {
-    const top = await repo.getManifest(ref.digest ?? ref.tag ?? 'latest');
-    let counter = { n: 0 };
-    if (isIndex(top.descriptor.mediaType)) {
-      const idx = parseIndex(top.bytes, `index ${top.descriptor.digest} of ${repo.name}`);
-      if (opts.allPlatforms) {
-        const images = idx.manifests.filter((m) => isImageManifest(m.mediaType));
-        if (!images.length) throw new ContentError('NOT_FOUND', `pulling ${repo.name}: index ${top.descriptor.digest} has no image manifests`);
-        let first: Descriptor | undefined;
-        for (const m of images) {
-          const child = await repo.getManifest(m.digest);
-          await pullNode(repo, store, child, counter);
-          first ??= { ...child.descriptor, ...(m.platform ? { platform: m.platform } : {}) };
-        }
-        await putManifest(store, top);
-        const want = opts.platform ?? hostPlatform();
-        const chosen = selectPlatform(idx.manifests, want);
-        return { descriptor: top.descriptor, image: chosen ?? first!, downloaded: counter.n };
-      }
-      const want = opts.platform ?? hostPlatform();
-      const chosen = selectPlatform(idx.manifests, want);
-      if (!chosen) {
-        const have = idx.manifests.map((m) => (m.platform ? formatPlatform(m.platform) : '?')).join(', ');
-        throw new ContentError('NOT_FOUND', `pulling ${repo.name}: no image for ${formatPlatform(want)} in the index (has ${have || 'nothing'})`);
-      }
-      const child = await repo.getManifest(chosen.digest);
-      await pullNode(repo, store, child, counter);
-      await putManifest(store, top);
-      return { descriptor: top.descriptor, image: { ...child.descriptor, ...(chosen.platform ? { platform: chosen.platform } : {}) }, downloaded: counter.n };
+    return await pullInto(repo, ref, store, opts, added);
+  } catch (e) {
+    // A pull that failed for good (bad content, refused access) leaves the store as it was; one
+    // cut short by a temporary failure keeps its verified blobs for the next run to skip.
+    const temporary = e instanceof RegistryError && e.temporary && e.code !== 'ABORTED';
+    if (!temporary || !opts.partialDir) {
+      for (const d of added.reverse()) await store.delete(d).catch(() => undefined);
     }
-    if (!isImageManifest(top.descriptor.mediaType) && !top.descriptor.mediaType.startsWith('application/vnd.oci.')) {
-      throw new RegistryError('UNSUPPORTED', `pulling ${repo.name}: unsupported manifest media type ${top.descriptor.mediaType}`, { ref: repo.name });
-    }
-    counter = { n: 0 };
-    await pullNode(repo, store, top, counter);
-    return { descriptor: top.descriptor, image: top.descriptor, downloaded: counter.n };
+    throw e;
   } finally {
     await repo.close();
   }
+}
+
+async function pullInto(repo: Repository, ref: Reference, store: ContentStore, opts: RemoteOptions, added: Digest[]): Promise<PullResult> {
+  const top = await repo.getManifest(ref.digest ?? ref.tag ?? 'latest');
+  const counter = { n: 0, added };
+  if (isIndex(top.descriptor.mediaType)) {
+    const idx = parseIndex(top.bytes, `index ${top.descriptor.digest} of ${repo.name}`);
+    if (opts.allPlatforms) {
+      const images = idx.manifests.filter((m) => isImageManifest(m.mediaType));
+      if (!images.length) throw new ContentError('NOT_FOUND', `pulling ${repo.name}: index ${top.descriptor.digest} has no image manifests`);
+      let first: Descriptor | undefined;
+      for (const m of images) {
+        const child = await repo.getManifest(m.digest);
+        await pullNode(repo, store, child, counter);
+        first ??= { ...child.descriptor, ...(m.platform ? { platform: m.platform } : {}) };
+      }
+      await putManifest(store, top, added);
+      const want = opts.platform ?? hostPlatform();
+      const chosen = selectPlatform(idx.manifests, want);
+      return { descriptor: top.descriptor, image: chosen ?? first!, downloaded: counter.n };
+    }
+    const want = opts.platform ?? hostPlatform();
+    const chosen = selectPlatform(idx.manifests, want);
+    if (!chosen) {
+      const have = idx.manifests.map((m) => (m.platform ? formatPlatform(m.platform) : '?')).join(', ');
+      throw new ContentError('NOT_FOUND', `pulling ${repo.name}: no image for ${formatPlatform(want)} in the index (has ${have || 'nothing'})`);
+    }
+    const child = await repo.getManifest(chosen.digest);
+    await pullNode(repo, store, child, counter);
+    await putManifest(store, top, added);
+    return { descriptor: top.descriptor, image: { ...child.descriptor, ...(chosen.platform ? { platform: chosen.platform } : {}) }, downloaded: counter.n };
+  }
+  if (!isImageManifest(top.descriptor.mediaType) && !top.descriptor.mediaType.startsWith('application/vnd.oci.')) {
+    throw new RegistryError('UNSUPPORTED', `pulling ${repo.name}: unsupported manifest media type ${top.descriptor.mediaType}`, { ref: repo.name });
+  }
+  await pullNode(repo, store, top, counter);
+  return { descriptor: top.descriptor, image: top.descriptor, downloaded: counter.n };
 }
 
 /** The best index entry for a platform: exact variant match first, then os/arch. */
@@ -82,7 +96,7 @@ export function selectPlatform(ms: readonly Descriptor[], want: Platform): Descr
   return cands.find((m) => m.platform?.variant === want.variant) ?? cands[0];
 }
 
-async function pullNode(repo: Repository, store: ContentStore, m: FetchedManifest, counter: { n: number }): Promise<void> {
+async function pullNode(repo: Repository, store: ContentStore, m: FetchedManifest, counter: { n: number; added: Digest[] }): Promise<void> {
   const blobs = childrenOf(m.descriptor.mediaType, m.bytes, `manifest ${m.descriptor.digest} of ${repo.name}`);
   await mapLimit(blobs, repo.opts.concurrency ?? 4, async (b) => {
     const progress = repo.opts.onProgress;
@@ -97,14 +111,16 @@ async function pullNode(repo: Repository, store: ContentStore, m: FetchedManifes
     if (w) await downloadResumable(repo, store, b, w, onBytes);
     else await store.put(repo.openBlob(b, onBytes), { mediaType: b.mediaType, digest: b.digest, size: b.size });
     counter.n++;
+    counter.added.push(b.digest);
     progress?.({ digest: b.digest, state: 'done', done: b.size, total: b.size });
   });
-  await putManifest(store, m);
+  await putManifest(store, m, counter.added);
 }
 
-async function putManifest(store: ContentStore, m: FetchedManifest): Promise<void> {
+async function putManifest(store: ContentStore, m: FetchedManifest, added: Digest[]): Promise<void> {
   if (await store.has(m.descriptor.digest)) return;
   await store.put(m.bytes, m.descriptor);
+  added.push(m.descriptor.digest);
 }
 
 /**

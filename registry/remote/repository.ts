@@ -63,6 +63,26 @@ export class Repository {
 
   /** Sends a request to this repository with its scope. */
   async send(method: Method, urlOrPath: URL | string, init: { headers?: Record<string, string>; body?: RequestBody; idempotent?: boolean; scopes?: string[] } = {}): Promise<{ req: RegistryRequest; res: RegistryResponse }> {
+    try {
+      return await this.#send(method, urlOrPath, init);
+    } catch (e) {
+      throw this.#unreachable(e);
+    }
+  }
+
+  /** A connection failure, said in words that name the reference and the registry. */
+  #unreachable(e: unknown): unknown {
+    if (!(e instanceof RegistryError) || e.ref !== undefined || (e.code !== 'NETWORK' && e.code !== 'TIMEOUT')) return e;
+    const verb = this.#actions.includes('push') ? 'pushing' : 'pulling';
+    return new RegistryError(e.code, `${verb} ${this.name}: cannot reach the registry ${this.ref.registry} (${connectionProblem(e)})`, {
+      ref: this.name,
+      ...(e.method ? { method: e.method } : {}),
+      ...(e.url ? { url: e.url } : {}),
+      cause: e,
+    });
+  }
+
+  async #send(method: Method, urlOrPath: URL | string, init: { headers?: Record<string, string>; body?: RequestBody; idempotent?: boolean; scopes?: string[] }): Promise<{ req: RegistryRequest; res: RegistryResponse }> {
     const url = typeof urlOrPath === 'string' ? await this.url(urlOrPath) : urlOrPath;
     const req: RegistryRequest = {
       method,
@@ -261,6 +281,32 @@ export class Repository {
     const ms = Math.min(5000, 100 * 2 ** (failures - 1)) * (0.5 + Math.random() / 2);
     await sleep(ms, undefined, this.opts.signal ? { signal: this.opts.signal } : undefined);
   }
+}
+
+const CONNECTION_PROBLEMS: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'name lookup failed',
+  ECONNRESET: 'connection reset',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ETIMEDOUT: 'timed out',
+  UND_ERR_CONNECT_TIMEOUT: 'connect timed out',
+  UND_ERR_HEADERS_TIMEOUT: 'no response in time',
+  UND_ERR_BODY_TIMEOUT: 'the response stalled',
+  UND_ERR_SOCKET: 'connection closed',
+};
+
+/** A short name for what went wrong on the connection (the first errno-like code in the chain). */
+function connectionProblem(e: RegistryError): string {
+  let deepest = '';
+  for (let cur: unknown = e, i = 0; cur && i < 8; cur = (cur as { cause?: unknown }).cause, i++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string' && CONNECTION_PROBLEMS[code]) return `${CONNECTION_PROBLEMS[code]}, ${code}`;
+    if (cur !== e && cur instanceof Error && cur.message) deepest = cur.message;
+  }
+  // TLS failures and the like: the innermost message says it best ("self-signed certificate ...")
+  return deepest || (e.code === 'TIMEOUT' ? 'timed out' : 'connection failed');
 }
 
 /** Passes chunks through, calling `onBytes` with the running total (from `start`) after each. */

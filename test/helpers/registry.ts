@@ -35,6 +35,12 @@ export interface RegistryOptions {
   readonly anonymousPull?: boolean;
   /** Token auth: JWT signing algorithm (default ES256). */
   readonly tokenAlg?: 'ES256' | 'RS256';
+  /**
+   * Token auth: what the issuer does when a signed-in user asks for an action it may not have:
+   * 'omit' (default) leaves it out of the token, as Docker Hub does (the registry then answers
+   * 401); 'forbidden' answers 403 DENIED, as some issuers do.
+   */
+  readonly tokenDenial?: 'omit' | 'forbidden';
 }
 
 /** A token request seen by the test token issuer. */
@@ -162,6 +168,11 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
             if (a === 'push' || a === 'delete' || a === '*') return !!user && (!user.push || user.push.includes(name));
             return false;
           });
+          if (opts.tokenDenial === 'forbidden' && user && actions.length < want.length) {
+            res.writeHead(403, { 'content-type': 'application/json' });
+            res.end(JSON.stringify({ errors: [{ code: 'DENIED', message: `requested access to ${name} is denied` }] }));
+            return;
+          }
           granted.push({ type, name, actions });
         }
         tokenRequests.push({ ...(account ? { account } : {}), ...(u.searchParams.get('service') ? { service: u.searchParams.get('service')! } : {}), scopes, granted });
