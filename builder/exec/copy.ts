@@ -31,6 +31,8 @@ interface Item {
 interface Root {
   readonly host: string;
   readonly name: string;
+  /** Path relative to the source root it was selected from (`COPY --parents` keeps it). */
+  readonly relPath: string;
   readonly st: Stats;
   /** The root and (for a directory) everything below it, parents first. */
   readonly items: () => Promise<Item[]>;
@@ -64,7 +66,7 @@ async function contextRoots(context: BuildContext, selected: readonly SelectedSo
         }
         return out;
       };
-      roots.push({ host, name: posix.basename('/' + r.path) || '', st, items });
+      roots.push({ host, name: posix.basename('/' + r.path) || '', relPath: r.path, st, items });
     }
   }
   return roots;
@@ -93,7 +95,7 @@ async function rootRoots(root: string, sources: readonly string[]): Promise<Root
         if (st.isDirectory()) await walkHost(r.host, '', out);
         return out;
       };
-      roots.push({ host: r.host, name: posix.basename(m), st, items });
+      roots.push({ host: r.host, name: posix.basename(m), relPath: m.replace(/^\/+/, ''), st, items });
     }
   }
   return roots;
@@ -133,8 +135,8 @@ async function extractArchive(path: string, destHost: string): Promise<void> {
 export async function applyCopy(step: CopyStep, destRoot: string, input: CopyInput): Promise<void> {
   const roots = input.kind === 'context' ? await contextRoots(input.context, input.selected) : await rootRoots(input.root, step.sources);
   const total = roots.length + step.contents.length;
-  const destIsDir = step.dest.endsWith('/') || total > 1;
-  if (total > 1 && !step.dest.endsWith('/')) {
+  const destIsDir = step.dest.endsWith('/') || total > 1 || step.parents;
+  if (total > 1 && !step.dest.endsWith('/') && !step.parents) {
     throw new BuildError('COPY_FAILED', `when using ${step.kind} with more than one source file, the destination must be a directory and end with a /`);
   }
   const owner = step.chown ? await resolveOwner(destRoot, step.chown) : undefined;
@@ -193,16 +195,18 @@ export async function applyCopy(step: CopyStep, destRoot: string, input: CopyInp
       await extractArchive(r.host, d);
       continue;
     }
+    // --parents: the source's path below the context (or stage root) is kept under dest
+    const base = step.parents && r.relPath ? posix.join(dest, r.relPath) : dest;
     if (r.st.isDirectory()) {
-      await mkdirAllInRoot(destRoot, dest, parentOwner);
+      await mkdirAllInRoot(destRoot, base, parentOwner);
       for (const it of await r.items()) {
         if (it.rel === '') continue;
-        await writeItem(posix.join(dest, it.rel), it);
+        await writeItem(posix.join(base, it.rel), it);
       }
       continue;
     }
     const [it] = await r.items();
-    await writeItem(await fileTarget(r.name), it!);
+    await writeItem(step.parents && r.relPath ? base : await fileTarget(r.name), it!);
   }
   for (const c of step.contents) {
     const target = await fileTarget(posix.basename(c.path));

@@ -149,4 +149,22 @@ describe.skipIf(!!why)('applyCopy', () => {
     expect(readFileSync(join(r, 'y/pkg/file'), 'utf8')).toBe('inside');
     expect(lstatSync(join(r, 'z/a.tar.gz')).isFile()).toBe(true);
   });
+
+  it('--parents keeps source paths; --exclude leaves matches out', async () => {
+    const ctx = tmp();
+    mkdirSync(join(ctx, 'a/b'), { recursive: true });
+    mkdirSync(join(ctx, 'c'), { recursive: true });
+    writeFileSync(join(ctx, 'a/b/f.txt'), 'F');
+    writeFileSync(join(ctx, 'c/g.txt'), 'G');
+    writeFileSync(join(ctx, 'c/skip.log'), 'S');
+    const r = rootfs();
+    await copy(r, ctx, { sources: ['a/b/f.txt', 'c/g.txt'], dest: '/p/', parents: true });
+    expect(readFileSync(join(r, 'p/a/b/f.txt'), 'utf8')).toBe('F');
+    expect(readFileSync(join(r, 'p/c/g.txt'), 'utf8')).toBe('G');
+    const c = await BuildContext.fromDirectory(ctx);
+    const s = step({ sources: ['c'], dest: '/ex', excludes: ['**/*.log'] });
+    await applyCopy(s, r, { kind: 'context', context: c, selected: await c.select(s.sources, { excludes: s.excludes }) });
+    expect(readFileSync(join(r, 'ex/g.txt'), 'utf8')).toBe('G');
+    expect(() => lstatSync(join(r, 'ex/skip.log'))).toThrow();
+  });
 });

@@ -123,6 +123,23 @@ describe.skipIf(!!why)('tsbuild build (busybox)', () => {
     expect(names.some((n) => n.startsWith('[build 2/2] RUN'))).toBe(true);
   }, 60_000);
 
+  it('ONBUILD triggers of a base run in the child (with the child context); HEALTHCHECK, VOLUME, ENTRYPOINT kept', async () => {
+    const parent = await buildCase('onbuild/parent');
+    const desc = await store.putImage(parent.result.image);
+    await store.tag('localhost/test/onbuild-parent:latest', desc);
+    const pc = await parent.result.image.config();
+    expect(pc.config?.OnBuild).toEqual(['RUN echo triggered > /triggered', 'COPY data.txt /onbuild-data']);
+    expect(pc.config?.Healthcheck).toEqual({ Test: ['CMD-SHELL', 'true'], Interval: 5_000_000_000 });
+    expect(pc.config?.Volumes).toEqual({ '/vol': {} });
+    const child = await buildCase('onbuild/child');
+    const fs = await rootfsOf(child.result.image);
+    expect(readFileSync(join(fs, 'seen'), 'utf8')).toBe('triggered\n');
+    expect(readFileSync(join(fs, 'onbuild-data'), 'utf8')).toBe('child context file\n');
+    const cc = await child.result.image.config();
+    expect(cc.config?.OnBuild ?? null).toBeNull();
+    expect(cc.config?.Entrypoint).toEqual(['/bin/sh', '-c']);
+  }, 60_000);
+
   it('FROM scratch with COPY gives a one-layer image', async () => {
     const { result } = await buildCase('scratch');
     await validateImage(result.image);
