@@ -186,6 +186,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
           }
           if (f.quiet) c.stdout.write(`${id}\n`);
         } finally {
+          progress.close();
           process.removeListener('SIGINT', onSig);
           process.removeListener('SIGTERM', onSig);
           await lease.release();

@@ -1,15 +1,19 @@
 /**
  * Build progress renderers: `plain` writes buildkit-style numbered lines for CI logs (step,
- * its output prefixed with the elapsed time, CACHED/DONE/ERROR); `tty` is the same stream
- * without per-line output timestamps; `quiet` prints nothing.
+ * its output prefixed with the elapsed time, CACHED/DONE/ERROR); `tty` redraws a live view
+ * (steps with timers, the tail of each running step's output); `quiet` prints nothing.
  */
 import type { ProgressEvent, ProgressSink } from '../../../builder/solver/progress.js';
 
 /** A progress mode of `--progress`. */
 export type ProgressMode = 'plain' | 'tty' | 'quiet';
 
+/** A renderer: the event sink, final lines, and `close` (MUST be called; stops the tty redraw). */
+export type ProgressRenderer = ProgressSink & { finish(line: string): void; close(): void };
+
 /** Makes the sink that renders events to `out` in `mode`. */
-export function progressRenderer(mode: ProgressMode, out: NodeJS.WritableStream): ProgressSink & { finish(line: string): void } {
+export function progressRenderer(mode: ProgressMode, out: NodeJS.WritableStream & { columns?: number }): ProgressRenderer {
+  if (mode === 'tty') return ttyRenderer(out);
   let next = 1;
   const nums = new Map<string, number>();
   const started = new Map<string, number>();
@@ -61,6 +65,83 @@ export function progressRenderer(mode: ProgressMode, out: NodeJS.WritableStream)
   return Object.assign(sink, {
     finish(line: string) {
       if (mode !== 'quiet') out.write(`#${next++} ${line}\n`);
+    },
+    close() {},
+  });
+}
+
+interface TtyStep {
+  name: string;
+  state: 'start' | 'cached' | 'done' | 'error';
+  start: number;
+  end?: number;
+  tail: string[];
+  partial: string;
+}
+
+const TAIL = 6;
+
+/** The live view: redrawn in place every 100 ms and on every step change. */
+function ttyRenderer(out: NodeJS.WritableStream & { columns?: number }): ProgressRenderer {
+  const t0 = Date.now();
+  const steps = new Map<string, TtyStep>();
+  const warnings: string[] = [];
+  const finals: string[] = [];
+  let drawn = 0;
+  let closed = false;
+  const secs = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
+  const fit = (l: string) => {
+    const w = out.columns ?? 100;
+    return l.length > w ? l.slice(0, Math.max(0, w - 1)) : l;
+  };
+  const draw = () => {
+    const lines: string[] = [];
+    const done = [...steps.values()].filter((s) => s.state !== 'start').length;
+    lines.push(`[+] Building ${secs(Date.now() - t0)} (${done}/${steps.size})${closed ? ' FINISHED' : ''}`);
+    for (const s of steps.values()) {
+      if (s.state === 'cached') lines.push(` => CACHED ${s.name}`);
+      else {
+        const t = secs((s.end ?? Date.now()) - s.start);
+        lines.push(` => ${s.state === 'error' ? 'ERROR ' : ''}${s.name}${' '.repeat(Math.max(1, (out.columns ?? 100) - s.name.length - t.length - 5))}${t}`);
+      }
+      if (s.state === 'start' || s.state === 'error') for (const l of [...s.tail, ...(s.partial ? [s.partial] : [])].slice(-TAIL)) lines.push(`\x1b[2m => => # ${l}\x1b[0m`);
+    }
+    for (const w of warnings) lines.push(`WARNING: ${w}`);
+    out.write((drawn ? `\x1b[${drawn}A\x1b[J` : '') + lines.map(fit).join('\n') + '\n');
+    drawn = lines.length;
+  };
+  const timer = setInterval(draw, 100);
+  timer.unref();
+  const sink = (e: ProgressEvent): void => {
+    if (closed) return;
+    if (e.kind === 'warning') warnings.push(e.message);
+    else if (e.kind === 'output') {
+      const s = steps.get(e.id);
+      if (!s) return;
+      const lines = (s.partial + e.chunk.toString('utf8')).split('\n');
+      s.partial = lines.pop() ?? '';
+      s.tail.push(...lines);
+      if (s.tail.length > TAIL) s.tail.splice(0, s.tail.length - TAIL);
+      return;
+    } else {
+      const s = steps.get(e.id) ?? { name: e.name, state: e.state, start: Date.now(), tail: [], partial: '' };
+      s.state = e.state;
+      if (e.state !== 'start') s.end = Date.now();
+      if (e.state === 'done' && e.ms !== undefined) s.start = s.end! - e.ms;
+      steps.set(e.id, s);
+    }
+    draw();
+  };
+  return Object.assign(sink, {
+    finish(line: string) {
+      finals.push(line);
+    },
+    close() {
+      if (closed) return;
+      clearInterval(timer);
+      closed = true;
+      draw();
+      for (const l of finals) out.write(` => ${l}\n`);
     },
   });
 }
