@@ -64,7 +64,7 @@ export function spdxDocument(inv: ImageInventory, subject: SbomSubject): Record<
     packages.push({
       name: inv.os.id,
       SPDXID: osId,
-      versionInfo: inv.os.versionId ?? 'NOASSERTION',
+      versionInfo: inv.os.release ?? inv.os.versionId ?? 'NOASSERTION',
       downloadLocation: 'NOASSERTION',
       filesAnalyzed: false,
       primaryPackagePurpose: 'OPERATING-SYSTEM',
@@ -123,7 +123,7 @@ export function cyclonedxDocument(inv: ImageInventory, subject: SbomSubject): Re
   const components: Record<string, unknown>[] = [];
   const osRef = inv.os ? `os:${inv.os.id}@${inv.os.versionId ?? ''}` : undefined;
   if (inv.os && osRef) {
-    components.push({ 'bom-ref': osRef, type: 'operating-system', name: inv.os.id, ...(inv.os.versionId ? { version: inv.os.versionId } : {}), ...(inv.os.prettyName ? { description: inv.os.prettyName } : {}) });
+    components.push({ 'bom-ref': osRef, type: 'operating-system', name: inv.os.id, ...((inv.os.release ?? inv.os.versionId) ? { version: inv.os.release ?? inv.os.versionId } : {}), ...(inv.os.prettyName ? { description: inv.os.prettyName } : {}) });
   }
   for (const p of inv.packages) {
     components.push({

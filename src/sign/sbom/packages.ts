@@ -14,6 +14,11 @@ export interface OsRelease {
   readonly versionId?: string;
   readonly prettyName?: string;
   readonly versionCodename?: string;
+  /**
+   * The full release from the distribution's own file when it has one (`etc/debian_version`
+   * `12.5`, `etc/alpine-release` `3.19.1`), else VERSION_ID. Used in purls, as Trivy does.
+   */
+  readonly release?: string;
 }
 
 /** One installed package. */
@@ -43,9 +48,10 @@ const DPKG_STATUS = 'var/lib/dpkg/status';
 const DPKG_STATUS_D = 'var/lib/dpkg/status.d/';
 const APK_INSTALLED = 'lib/apk/db/installed';
 const OS_RELEASE = ['etc/os-release', 'usr/lib/os-release'];
+const RELEASE_FILES: Readonly<Record<string, string>> = { debian: 'etc/debian_version', alpine: 'etc/alpine-release' };
 
 function isWanted(p: string): boolean {
-  return p === DPKG_STATUS || p === APK_INSTALLED || OS_RELEASE.includes(p) || (p.startsWith(DPKG_STATUS_D) && !p.endsWith('.md5sums') && !p.slice(DPKG_STATUS_D.length).includes('/'));
+  return p === DPKG_STATUS || p === APK_INSTALLED || OS_RELEASE.includes(p) || Object.values(RELEASE_FILES).includes(p) || (p.startsWith(DPKG_STATUS_D) && !p.endsWith('.md5sums') && !p.slice(DPKG_STATUS_D.length).includes('/'));
 }
 
 /** Parses os-release text (shell-style `KEY=value` with optional quotes). */
@@ -108,7 +114,9 @@ export function purl(type: string, namespace: string | undefined, name: string, 
 }
 
 function distro(os: OsRelease | undefined): string | undefined {
-  return os ? (os.versionId ? `${os.id}-${os.versionId}` : os.id) : undefined;
+  if (!os) return undefined;
+  const v = os.release ?? os.versionId;
+  return v ? `${os.id}-${v}` : os.id;
 }
 
 /** Packages from dpkg status paragraphs (only those installed, or without a Status field as in status.d). */
@@ -161,7 +169,7 @@ export function apkPackages(text: string, os: OsRelease | undefined): InstalledP
       type: 'apk',
       name,
       version,
-      purl: purl('apk', os?.id ?? 'alpine', name, version, { arch, distro: os?.versionId }),
+      purl: purl('apk', os?.id ?? 'alpine', name, version, { arch, distro: os?.release ?? os?.versionId }),
     };
     if (arch) pkg['architecture'] = arch;
     if (f.get('o')) pkg['source'] = f.get('o') as string;
@@ -181,7 +189,10 @@ export function apkPackages(text: string, os: OsRelease | undefined): InstalledP
 export async function scanImage(img: Image): Promise<ImageInventory> {
   const files = await readImageFiles(img, isWanted);
   const osText = files.get('etc/os-release') ?? files.get('usr/lib/os-release');
-  const os = osText ? parseOsRelease(osText.toString('utf8')) : undefined;
+  let os = osText ? parseOsRelease(osText.toString('utf8')) : undefined;
+  const releaseFile = os ? RELEASE_FILES[os.id] : undefined;
+  const release = releaseFile ? files.get(releaseFile)?.toString('utf8').trim() : undefined;
+  if (os && release && /^\d+(\.\d+)*$/.test(release)) os = { ...os, release };
   const packages: InstalledPackage[] = [];
   const status = files.get(DPKG_STATUS);
   if (status) packages.push(...dpkgPackages(status.toString('utf8'), os));

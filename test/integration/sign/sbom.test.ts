@@ -33,7 +33,8 @@ describe.skipIf(!!why)('tsbuild sbom on debian', () => {
     };
     expect(spdx.spdxVersion).toBe('SPDX-2.3');
     const os = spdx.packages.find((p) => p.primaryPackagePurpose === 'OPERATING-SYSTEM');
-    expect(os).toMatchObject({ name: 'debian', versionInfo: '12' });
+    expect(os?.name).toBe('debian');
+    expect(os?.versionInfo).toMatch(/^12(\.\d+)*$/);
     const libs = spdx.packages.filter((p) => p.primaryPackagePurpose === 'LIBRARY');
     const purls = libs.map((p) => p.externalRefs?.find((r) => r.referenceType === 'purl')?.referenceLocator ?? '');
     const got = libs.map((p, i) => `${p.name} ${p.versionInfo} ${/[?&]arch=([^&]+)/.exec(purls[i]!)?.[1] ?? ''}`).sort();

@@ -106,6 +106,7 @@ describe('scanImage', () => {
     const img = await imageOf(
       [
         { path: 'usr/lib/os-release', data: OS_RELEASE },
+        { path: 'etc/debian_version', data: '12.5\n' },
         { path: 'etc/os-release', type: 'symlink', linkname: '../usr/lib/os-release' },
         { path: 'var/lib/dpkg/status', data: 'Package: old\nStatus: install ok installed\nVersion: 1\n' },
         { path: 'var/lib/dpkg/status.d/gone', data: 'Package: gone\nVersion: 1\n' },
@@ -122,7 +123,9 @@ describe('scanImage', () => {
     const inv = await scanImage(img);
     expect(inv.os?.id).toBe('debian');
     expect(inv.os?.versionId).toBe('12');
+    expect(inv.os?.release).toBe('12.5');
     expect(inv.packages.map((p) => p.name)).toEqual(['bash', 'libc6', 'perl-base', 'tzdata']);
+    expect(inv.packages[0]!.purl).toBe('pkg:deb/debian/bash@5.2.15-2%2Bb2?arch=amd64&distro=debian-12.5');
   });
 
   it('gives an empty inventory for an image without databases', async () => {
