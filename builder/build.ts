@@ -14,7 +14,7 @@ import { convertDockerfile } from './convert/convert.js';
 import type { Warning } from './dockerfile/parser.js';
 import { BuildError } from './exec/errors.js';
 import type { Executor, ImageResolver, Snapshotter } from './exec/types.js';
-import type { BuildCache } from './solver/cache.js';
+import type { BuildCache, StepTrail } from './solver/cache.js';
 import type { CacheMounts } from './solver/cache-mounts.js';
 import type { ProgressSink } from './solver/progress.js';
 import { solve } from './solver/solve.js';
@@ -50,6 +50,12 @@ export interface BuildOptions {
   readonly cacheMounts?: CacheMounts;
   /** `--secret` values by id (in memory only; never in a layer or a cache key). */
   readonly secrets?: ReadonlyMap<string, Buffer>;
+  /** Stages whose steps ignore the cache (`--no-cache-filter`). */
+  readonly noCacheStages?: ReadonlySet<string>;
+  /** Step key history for explaining misses. */
+  readonly trail?: StepTrail;
+  /** Report why each step missed the cache (progress `cache-miss` events). */
+  readonly debugCache?: boolean;
   /** `--label`s added to the final image's config (they win over LABEL). */
   readonly labels?: Readonly<Record<string, string>>;
 }
@@ -113,6 +119,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.cacheMounts ? { cacheMounts: opts.cacheMounts } : {}),
     ...(opts.secrets ? { secrets: opts.secrets } : {}),
+    ...(opts.noCacheStages ? { noCacheStages: opts.noCacheStages } : {}),
+    ...(opts.trail ? { trail: opts.trail } : {}),
+    ...(opts.debugCache ? { debugCache: true } : {}),
   });
   const target = results.get(conv.build.target.index);
   if (!target) throw new BuildError('STEP_FAILED', `target stage ${conv.build.target.displayName} was not built`);

@@ -4,7 +4,7 @@
  * keeps cached layers. Records and roots are written to a temp name and renamed (atomic, safe
  * under concurrent builds: two builders writing the same key write equivalent records).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ContentStore } from '../../src/oci/content/content-store.js';
@@ -75,4 +75,61 @@ export class FileBuildCache implements BuildCache {
     }
     await atomicWrite(join(this.dir, `${hex}.json`), JSON.stringify(rec));
   }
+}
+
+/** What made one step's key: kept per step position so a later miss can say what changed. */
+export interface StepTrailEntry {
+  readonly key: Digest;
+  readonly parent: Digest | null;
+  readonly op: unknown;
+  readonly inputs: readonly Digest[];
+}
+
+/**
+ * The last key of each step position (Dockerfile, stage, step index) under
+ * `<store root>/buildcache/trail/`, for `--debug-cache`.
+ */
+export class StepTrail {
+  private readonly dir: string;
+  constructor(storeRoot: string) {
+    this.dir = join(storeRoot, BUILD_CACHE_DIR, 'trail');
+  }
+
+  private path(identity: string): string {
+    return join(this.dir, `${createHash('sha256').update(identity).digest('hex')}.json`);
+  }
+
+  async last(identity: string): Promise<StepTrailEntry | undefined> {
+    try {
+      return JSON.parse(await readFile(this.path(identity), 'utf8')) as StepTrailEntry;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async record(identity: string, e: StepTrailEntry, previous?: StepTrailEntry): Promise<void> {
+    if (previous?.key === e.key) return;
+    await mkdir(this.dir, { recursive: true });
+    await atomicWrite(this.path(identity), JSON.stringify(e));
+  }
+}
+
+function short(v: unknown): string {
+  const s = typeof v === 'string' ? v : JSON.stringify(v);
+  return s.length > 80 ? s.slice(0, 77) + '...' : s;
+}
+
+/** Why `now` differs from `before` (the same step position in an earlier build), in words. */
+export function explainMiss(before: StepTrailEntry | undefined, now: StepTrailEntry, parentMissed: boolean): string {
+  if (!before) return 'no earlier build of this step';
+  if (before.key === now.key) return 'same key as before, but the cache entry is gone (pruned, or --no-cache)';
+  const why: string[] = [];
+  if (before.parent !== now.parent) why.push(parentMissed ? 'an earlier step changed' : `the base changed (${short(before.parent)} -> ${short(now.parent)})`);
+  const a = (before.op ?? {}) as Record<string, unknown>;
+  const b = (now.op ?? {}) as Record<string, unknown>;
+  for (const k of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
+    if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) why.push(`${k}: ${short(a[k])} -> ${short(b[k])}`);
+  }
+  if (JSON.stringify(before.inputs) !== JSON.stringify(now.inputs)) why.push(`input content changed: ${before.inputs.map((d) => d.slice(7, 19)).join(',') || '-'} -> ${now.inputs.map((d) => d.slice(7, 19)).join(',') || '-'}`);
+  return why.join('; ') || 'unknown';
 }

@@ -4,6 +4,8 @@ export type ProgressEvent =
   | { readonly kind: 'step'; readonly id: string; readonly name: string; readonly state: 'start' | 'cached' | 'done' | 'error'; readonly ms?: number }
   /** Output of a running step, as it arrives. */
   | { readonly kind: 'output'; readonly id: string; readonly name: string; readonly stream: 'stdout' | 'stderr'; readonly chunk: Buffer }
+  /** `--debug-cache`: why a step was not found in the cache. */
+  | { readonly kind: 'cache-miss'; readonly id: string; readonly name: string; readonly reason: string }
   /** A front-end or build warning. */
   | { readonly kind: 'warning'; readonly message: string };
 

@@ -28,7 +28,7 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { cacheKey, platformString, type Op } from '../graph/op.js';
-import type { BuildCache, CacheRecord } from './cache.js';
+import { explainMiss, type BuildCache, type CacheRecord, type StepTrail } from './cache.js';
 import type { CacheMounts, CacheMountLease } from './cache-mounts.js';
 import type { ProgressSink } from './progress.js';
 
@@ -60,6 +60,11 @@ export interface SolveOptions {
   readonly cacheMounts?: CacheMounts;
   /** `--secret` values by id, for `RUN --mount=type=secret`; kept in memory only. */
   readonly secrets?: ReadonlyMap<string, Buffer>;
+  /** Stage names (as in `AS name`, lower case) whose steps ignore the cache (`--no-cache-filter`). */
+  readonly noCacheStages?: ReadonlySet<string>;
+  /** Per-position record of step keys; with `debugCache`, misses are explained through progress. */
+  readonly trail?: StepTrail;
+  readonly debugCache?: boolean;
   /** Clock for `created` when no SOURCE_DATE_EPOCH is given (tests). */
   readonly now?: () => Date;
 }
@@ -180,6 +185,7 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
     const history: History[] = [...(baseConfig.history ?? [])];
     let lastCreated = epochDate ?? baseConfig.created;
     let current = base;
+    let parentMissed = false;
 
     for (let i = 0; i < rs.steps.length; i++) {
       const step = rs.steps[i]!;
@@ -233,9 +239,19 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
       }
       const op0 = stepOp(step, from, network);
       const op: Op = op0.kind === 'exec' && mountOps.length ? { ...op0, mounts: mountOps } : op0;
+      const parentKey = key;
       key = cacheKey(key, op, inputs);
 
-      let rec: CacheRecord | undefined = o.noCache || !o.cache ? undefined : await o.cache.get(key);
+      const skip = o.noCache || (o.noCacheStages?.has(rs.name) ?? false) || (o.noCacheStages?.has(rs.displayName) ?? false);
+      let rec: CacheRecord | undefined = skip || !o.cache ? undefined : await o.cache.get(key);
+      if (o.trail) {
+        const identity = `${o.graph.options.file ?? 'Dockerfile'}\n${rs.displayName}\n${i}`;
+        const now = { key, parent: parentKey, op, inputs };
+        const before = await o.trail.last(identity);
+        if (!rec && o.debugCache) o.progress?.({ kind: 'cache-miss', id, name, reason: skip ? 'cache disabled for this step (--no-cache or --no-cache-filter)' : explainMiss(before, now, parentMissed) });
+        await o.trail.record(identity, now, before).catch(() => undefined);
+      }
+      if (!rec) parentMissed = true;
       if (rec) {
         o.progress?.({ kind: 'step', id, name, state: 'cached' });
       } else {

@@ -3,7 +3,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { build } from '../../../builder/build.js';
 import { BuildContext } from '../../../builder/context/context.js';
-import { FileBuildCache } from '../../../builder/solver/cache.js';
+import { FileBuildCache, StepTrail } from '../../../builder/solver/cache.js';
 import { DirCacheMounts } from '../../../builder/solver/cache-mounts.js';
 import { formatReference, parseReference } from '../../oci/reference.js';
 import { ImageStore } from '../../oci/store/image-store.js';
@@ -29,6 +29,9 @@ interface Flags {
   secret?: string[];
   output?: string;
   label?: string[];
+  /** commander files `--no-cache-filter` under `cacheFilter` (a negatable name); true when absent. */
+  cacheFilter?: string[] | boolean;
+  debugCache?: boolean;
   metadataFile?: string;
   platform?: string;
 }
@@ -90,6 +93,8 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('--build-arg <k=v>', 'set a build-time variable (repeatable)', collect)
     .option('--target <stage>', 'build this stage (default the last)')
     .option('--no-cache', 'run every step, ignoring the build cache')
+    .option('--no-cache-filter <stages>', 'ignore the cache for the steps of these stages (comma-separated, repeatable)', (v: string, prev: unknown) => [...(Array.isArray(prev) ? (prev as string[]) : []), v])
+    .option('--debug-cache', 'print why each step missed the cache')
     .option('--progress <mode>', 'progress output: auto, plain, tty or quiet', 'auto')
     .option('-q, --quiet', 'print only the image id')
     .option('--iidfile <file>', 'write the image id to this file')
@@ -159,6 +164,9 @@ export function register(cmd: Command, ctx: () => CliContext): void {
             ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
             defaultNetwork: network,
             labels,
+            trail: new StepTrail(c.root),
+            ...(f.debugCache ? { debugCache: true } : {}),
+            ...(Array.isArray(f.cacheFilter) ? { noCacheStages: new Set(f.cacheFilter.flatMap((x) => x.split(',')).map((x) => x.trim().toLowerCase()).filter(Boolean)) } : {}),
             progress,
             signal: ac.signal,
           });

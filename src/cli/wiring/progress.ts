@@ -35,6 +35,10 @@ export function progressRenderer(mode: ProgressMode, out: NodeJS.WritableStream 
       out.write(`WARNING: ${e.message}\n`);
       return;
     }
+    if (e.kind === 'cache-miss') {
+      out.write(`#${num(e.id)} cache miss: ${e.reason}\n`);
+      return;
+    }
     if (e.kind === 'output') {
       const text = (partial.get(e.id) ?? '') + e.chunk.toString('utf8');
       const lines = text.split('\n');
@@ -115,6 +119,7 @@ function ttyRenderer(out: NodeJS.WritableStream & { columns?: number }): Progres
   const sink = (e: ProgressEvent): void => {
     if (closed) return;
     if (e.kind === 'warning') warnings.push(e.message);
+    else if (e.kind === 'cache-miss') warnings.push(`cache miss ${e.name}: ${e.reason}`);
     else if (e.kind === 'output') {
       const s = steps.get(e.id);
       if (!s) return;

@@ -93,6 +93,27 @@ describe.skipIf(!!why)('tsbuild build (CLI)', () => {
     expect(bad.stderr).toContain('only the host platform');
   }, 120_000);
 
+  it('--debug-cache explains misses; --no-cache-filter skips the cache for a stage only', async () => {
+    const ctx = tmp('tsbuild-build-cli-ctx-');
+    writeFileSync(join(ctx, 'f.txt'), 'one');
+    const df = (cmd: string) => writeFileSync(join(ctx, 'Dockerfile'), `FROM ${BUSYBOX} AS a\nRUN echo a > /a\nFROM ${BUSYBOX}\nCOPY f.txt /f.txt\nRUN ${cmd}\nCOPY --from=a /a /a\n`);
+    df('echo one > /one');
+    await tsbuildOk(['build', ctx], { root });
+    writeFileSync(join(ctx, 'f.txt'), 'two');
+    df('echo two > /two');
+    const r = await tsbuildOk(['build', '--debug-cache', '--progress=plain', ctx], { root });
+    expect(r.stderr).toMatch(/cache miss: input content changed: [0-9a-f]{12} -> [0-9a-f]{12}/);
+    expect(r.stderr).toContain('cache miss: an earlier step changed; args: ["/bin/sh","-c","echo one > /one"] -> ["/bin/sh","-c","echo two > /two"]');
+    const f = await tsbuildOk(['build', '--no-cache-filter', 'a', '--progress=plain', ctx], { root });
+    const lines = f.stderr.split('\n');
+    const stateOf = (step: string) => {
+      const n = lines.find((l) => l.includes(step))!.split(' ')[0]!;
+      return lines.some((l) => l === `${n} CACHED`) ? 'cached' : 'ran';
+    };
+    expect(stateOf('[a 2/2] RUN echo a > /a')).toBe('ran');
+    expect(stateOf('[stage-1 2/4] COPY f.txt /f.txt')).toBe('cached');
+  }, 120_000);
+
   it('a failing RUN exits non-zero, shows the step, exit code and output, tags nothing and leaves nothing behind', async () => {
     const r = await runTsbuild(['build', '-t', 'localhost/cli/fail', '--progress', 'plain', join(CASES, 'fail-run')], { root });
     expect(r.code).not.toBe(0);
