@@ -9,7 +9,7 @@ import { SignError, type SignErrorCode } from '../../sign/errors.js';
 import { readPrivateKey, verifierFromKey, type Signer } from '../../sign/keys.js';
 import { dockerReference, parseAnnotations } from '../../sign/payload.js';
 import { appendSignatureLayers, signatureLayer, signatureTag, type SignatureLayer } from '../../sign/signatures.js';
-import { TsbuildError, UsageError } from '../../util/errors.js';
+import { ContentError, TsbuildError, UsageError } from '../../util/errors.js';
 import { remoteHead, remoteImage } from '../../../registry/remote/image.js';
 import type { RemoteOptions } from '../../../registry/remote/options.js';
 import { push } from '../../../registry/remote/push.js';
@@ -108,7 +108,7 @@ export async function resolveSubject(image: string, opts: RemoteOptions): Promis
     throw e;
   }
   if (ref.digest && descriptor.digest !== ref.digest) {
-    throw new SignError('NO_MATCHING_SIGNATURE', `image ${formatReference(ref)}: registry answered with digest ${descriptor.digest}`);
+    throw new ContentError('DIGEST_MISMATCH', `image ${formatReference(ref)}: registry answered with digest ${descriptor.digest}`);
   }
   return { ref, descriptor };
 }
