@@ -455,6 +455,23 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
     }
   }
 
+  // what cannot work fails before anything runs
+  for (const rs of o.build.stages.values()) {
+    for (const step of rs.steps) {
+      const what = step.original.replace(/\s+/g, ' ').trim();
+      if (step.kind === 'RUN' && step.security === 'insecure') {
+        throw new BuildError('NOT_SUPPORTED', `${what}: RUN --security=insecure is not supported`, { location: step.location, step: what });
+      }
+      if (step.kind === 'RUN') {
+        const ssh = step.mounts.find((m) => m.type === 'ssh');
+        if (ssh) throw new BuildError('NOT_SUPPORTED', `${what}: RUN --mount=type=ssh is not supported`, { location: step.location, step: what });
+      }
+      if (step.kind === 'ADD' && step.from.kind === 'context') {
+        const remote = step.sources.find((src) => /^(https?:\/\/|git@|git:\/\/)/.test(src));
+        if (remote) throw new BuildError('NOT_SUPPORTED', `${what}: ADD from a URL or git repository (${remote}) is not supported yet`, { location: step.location, step: what });
+      }
+    }
+  }
   try {
     const out = new Map<number, StageResult>();
     const target = o.build.target.index;

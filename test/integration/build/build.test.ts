@@ -197,6 +197,20 @@ describe.skipIf(!!why)('tsbuild build (busybox)', () => {
     expect(leftovers(root)).toEqual([]);
   }, 60_000);
 
+  it('unknown base images, ADD from URLs and unknown targets fail clearly before running anything', async () => {
+    const base = (await buildCase('missing-copy', { dockerfile: 'FROM localhost/test/nope:1\nRUN true\n' }).catch((e: unknown) => e)) as BuildError;
+    expect(base).toBeInstanceOf(BuildError);
+    expect(base.code).toBe('BASE_NOT_FOUND');
+    expect(base.message).toContain('localhost/test/nope:1');
+    const url = (await buildCase('missing-copy', { dockerfile: 'FROM localhost/test/busybox:latest\nRUN touch /ran\nADD https://example.com/x.tar.gz /x\n' }).catch((e: unknown) => e)) as BuildError;
+    expect(url.code).toBe('NOT_SUPPORTED');
+    expect(url.message).toContain('https://example.com/x.tar.gz');
+    expect(url.location?.line).toBe(3);
+    const target = (await buildCase('multistage', { target: 'buld' }).catch((e: unknown) => e)) as Error;
+    expect(target.message).toMatch(/buld/);
+    expect(leftovers(root)).toEqual([]);
+  }, 60_000);
+
   it('a missing COPY source names the path and .dockerignore', async () => {
     const err = (await buildCase('missing-copy').catch((e: unknown) => e)) as BuildError;
     expect(err).toBeInstanceOf(BuildError);
