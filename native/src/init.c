@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -146,6 +147,33 @@ static int wait_for_start(struct ctx *c, int fifo, struct herr *err) {
   return 0;
 }
 
+/* process.terminal: a pty from the container's devpts becomes the controlling terminal and
+ * stdio; the master goes to the monitor, which relays it to its own stdio. */
+static int setup_terminal(struct ctx *c, struct herr *err) {
+  struct json *process = json_get(c->spec, "process");
+  if (!json_bool(process, "terminal", false)) return 0;
+  int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) return fail(err, "terminal", errno, "opening /dev/ptmx (is devpts mounted on /dev/pts?)");
+  char name[128];
+  if (unlockpt(master) < 0 || ptsname_r(master, name, sizeof name) != 0) { int e = errno; close(master); return fail(err, "terminal", e, "unlocking the pty"); }
+  struct json *cs = json_get(process, "consoleSize");
+  if (cs) {
+    struct winsize ws = { .ws_row = (unsigned short)json_uint(cs, "height", 24), .ws_col = (unsigned short)json_uint(cs, "width", 80) };
+    ioctl(master, TIOCSWINSZ, &ws);
+  }
+  int slave = open(name, O_RDWR | O_NOCTTY);
+  if (slave < 0) { int e = errno; close(master); return fail(err, "terminal", e, "opening %s", name); }
+  if (ioctl(slave, TIOCSCTTY, 0) < 0) { int e = errno; close(master); close(slave); return fail(err, "terminal", e, "making %s the controlling terminal", name); }
+  for (int fd = 0; fd < 3; fd++) if (dup2(slave, fd) < 0) { int e = errno; close(master); close(slave); return fail(err, "terminal", e, "dup2 of the pty"); }
+  if (slave > 2) close(slave);
+  static const char m[] = "{\"kind\":\"terminal\"}";
+  int rc = proto_send_fd(c->sync_fd, m, sizeof m - 1, master);
+  int e = errno;
+  close(master);
+  if (rc < 0) return fail(err, "terminal", e, "handing the pty to the monitor");
+  return 0;
+}
+
 /* pid 1 of the container with --init: reaps every child, forwards signals to the command and
  * exits with its status (tini's job). */
 static void reaper(pid_t main_pid) {
@@ -213,6 +241,8 @@ int container_init_setup(struct ctx *c, struct herr *err) {
     if (fd < 0 || write(fd, v, (size_t)n) < 0) return fail(err, "rlimit", errno, "setting oom_score_adj");
     close(fd);
   }
+
+  if (setup_terminal(c, err)) return -1;
 
   // === created: report, then wait for start
   struct sbuf msg = {0};

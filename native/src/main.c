@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/signalfd.h>
@@ -120,7 +121,6 @@ static int load_config(struct ctx *c, struct herr *err) {
   struct json *process = json_get(c->spec, "process");
   if (!process) return fail(err, "config", EINVAL, "the runtime spec has no process");
   if (!json_arr(process, "args") || json_arr(process, "args")->len == 0) return fail(err, "config", EINVAL, "process.args is empty");
-  if (json_bool(process, "terminal", false)) return fail(err, "config", ENOTSUP, "process.terminal is not supported");
 
   // === namespaces: clone flags, and the pid namespace to join before clone
   struct json *nss = json_arr(json_get(c->spec, "linux"), "namespaces");
@@ -194,20 +194,53 @@ static void write_exit_file(const char *path, int code, int sig) {
 static const int FORWARDED[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGALRM };
 
 /* The monitor: relays child messages, answers control messages, forwards signals, reports exit. */
+/* Copies what is readable on `from` to `to` (blocking writes). Returns 0 at EOF/EIO. */
+static int relay(int from, int to) {
+  char buf[16384];
+  ssize_t n = read(from, buf, sizeof buf);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 1;
+  if (n <= 0) return 0;
+  for (ssize_t off = 0; off < n; ) {
+    ssize_t w = write(to, buf + off, (size_t)(n - off));
+    if (w < 0 && errno == EAGAIN) { struct pollfd p = { to, POLLOUT, 0 }; poll(&p, 1, 100); continue; }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return 1; /* nobody reads our side: drop the output, keep the container going */
+    off += w;
+  }
+  return 1;
+}
+
 static int monitor(struct ctx *c, pid_t pid, int sync_fd, int sigfd) {
   struct sbuf b = {0};
   sb_printf(&b, "{\"kind\":\"pid\",\"pid\":%d}", pid);
   proto_send(PROTO_FD, b.buf, b.len);
   sb_free(&b);
-  bool ctl_open = true, had_error = false;
-  int status = 0;
+  bool ctl_open = true, had_error = false, stdin_open = true;
+  int status = 0, master = -1;
   for (;;) {
-    struct pollfd pfd[3] = { { sigfd, POLLIN, 0 }, { sync_fd, POLLIN, 0 }, { ctl_open ? PROTO_FD : -1, POLLIN, 0 } };
-    if (poll(pfd, 3, -1) < 0) { if (errno == EINTR) continue; break; }
+    struct pollfd pfd[5] = {
+      { sigfd, POLLIN, 0 }, { sync_fd, POLLIN, 0 }, { ctl_open ? PROTO_FD : -1, POLLIN, 0 },
+      { master, POLLIN, 0 }, { master >= 0 && stdin_open ? 0 : -1, POLLIN, 0 },
+    };
+    if (poll(pfd, 5, -1) < 0) { if (errno == EINTR) continue; break; }
+    /* the terminal: container output to our stdout, our stdin to the container */
+    if (pfd[3].revents && !relay(master, 1)) { close(master); master = -1; }
+    if (master >= 0 && pfd[4].revents && !relay(0, master)) stdin_open = false;
     if (pfd[1].revents) {
       char *raw = NULL;
       size_t len = 0;
-      int rc = proto_recv(sync_fd, &raw, &len);
+      int passed = -1;
+      int rc = proto_recv_fd(sync_fd, &raw, &len, &passed);
+      if (rc > 0 && passed >= 0 && strstr(raw, "\"kind\":\"terminal\"")) {
+        if (master >= 0) close(master);
+        master = passed;
+        fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+        struct winsize ws;
+        if (ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(master, TIOCSWINSZ, &ws);
+        free(raw);
+        continue;
+      }
+      if (passed >= 0) close(passed);
       if (rc <= 0) {
         if (!had_error) { static const char m[] = "{\"kind\":\"started\"}"; proto_send(PROTO_FD, m, sizeof m - 1); }
         close(sync_fd);
@@ -242,9 +275,20 @@ static int monitor(struct ctx *c, pid_t pid, int sync_fd, int sigfd) {
     if (pfd[0].revents) {
       struct signalfd_siginfo si;
       if (read(sigfd, &si, sizeof si) != sizeof si) continue;
+      if (si.ssi_signo == SIGWINCH && master >= 0) {
+        /* a new size for the pty; the kernel signals the container's foreground group */
+        struct winsize ws;
+        if (ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(master, TIOCSWINSZ, &ws);
+        continue;
+      }
       if (si.ssi_signo != SIGCHLD) { kill(pid, (int)si.ssi_signo); continue; }
       pid_t r = waitpid(pid, &status, WNOHANG);
       if (r != pid) continue;
+      /* the rest of the terminal output */
+      while (master >= 0) {
+        struct pollfd mp = { master, POLLIN, 0 };
+        if (poll(&mp, 1, 50) <= 0 || !relay(master, 1)) break;
+      }
       /* relay what the child said before dying (an error precedes its exit) */
       while (sync_fd >= 0) {
         struct pollfd sp = { sync_fd, POLLIN, 0 };

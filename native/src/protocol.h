@@ -20,6 +20,9 @@
  *   {"kind":"error", "step":STEP, "errno":N, "message":TEXT}   setup failed (the helper then exits)
  *   {"kind":"exit", "exitCode":N, "signal":NAME?}  the container's first process ended
  *
+ * With process.terminal the child sends the pty master to the monitor ({"kind":"terminal"} with
+ * SCM_RIGHTS on the private socket); the monitor relays its own stdin/stdout to it.
+ *
  * Steps are listed in SetupStep in protocol.ts; keep both lists identical.
  * The child side talks to the monitor over a private socketpair with the same framing; the
  * monitor relays its messages and answers with one byte: 'M' (mapping written), 'S' (start).
@@ -38,6 +41,10 @@ int proto_send(int fd, const char *json, size_t len);
 /* Reads one framed message into *out (malloc'd, NUL-terminated). Returns 1 on a message,
  * 0 on EOF before a header, -1 on error (errno set; EPROTO for a bad frame). */
 int proto_recv(int fd, char **out, size_t *len);
+/* Like proto_send, with `passfd` attached as SCM_RIGHTS (child -> monitor only). */
+int proto_send_fd(int fd, const char *json, size_t len, int passfd);
+/* Like proto_recv; an fd passed with the message is stored in *passed (else -1). */
+int proto_recv_fd(int fd, char **out, size_t *len, int *passed);
 /* Sends {"kind":"error",...}. */
 int proto_send_error(int fd, const char *step, int errnum, const char *message);
 #endif

@@ -1,7 +1,7 @@
 /*
  * test-init: a static probe run inside test containers (crun's tests/init.c pattern).
  * Each subcommand prints one fact about the process's environment on stdout:
- *   hostname | pid | mounts | id | caps | cgroup | seccomp | fds | cwd | env | exit N | sleep N |
+ *   hostname | pid | mounts | id | caps | cgroup | seccomp | fds | cwd | env | tty | exit N | sleep N |
  *   read PATH | syscall NAME | fork-bomb N | alloc MB | zombies
  * Several subcommands may be chained: `test-init hostname id caps`.
  */
@@ -140,6 +140,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "seccomp")) status_lines("Seccomp:", "NoNewPrivs:");
     else if (!strcmp(cmd, "fds")) fds();
     else if (!strcmp(cmd, "cwd")) { char b[4096]; printf("cwd %s\n", getcwd(b, sizeof b) ? b : strerror(errno)); }
+    else if (!strcmp(cmd, "tty")) { char *t = ttyname(0); printf("tty %s %s\n", t ? t : "none", isatty(1) ? "out-tty" : "out-notty"); }
     else if (!strcmp(cmd, "env")) for (char **e = environ; *e; e++) printf("env %s\n", *e);
     else if (!strcmp(cmd, "exit")) { fflush(stdout); return arg ? atoi(arg) : 0; }
     else if (!strcmp(cmd, "sleep")) { i++; sleep(arg ? (unsigned)atoi(arg) : 1); }

@@ -16,7 +16,10 @@ import {
 
 export type { ContainerState, ContainerStatus } from './state.js';
 
-/** Stdio of the container's first process. `terminal` is not supported yet. */
+/**
+ * Stdio of the container's first process. With process.terminal in config.json the process
+ * gets a pty and the helper relays it to these slots (`terminal` itself is not used).
+ */
 export interface ContainerIO {
   stdin?: StdioSlot;
   stdout?: StdioSlot;
@@ -109,7 +112,6 @@ async function readSpec(bundle: string): Promise<SpecLike> {
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new RuntimeError('INVALID_SPEC', `${path} is not a JSON object`, { step: 'config' });
   const s = spec as SpecLike;
   if (!s.process || !Array.isArray(s.process.args) || s.process.args.length === 0) throw new RuntimeError('INVALID_SPEC', `${path}: process.args is empty`, { step: 'config' });
-  if (s.process.terminal) throw new RuntimeError('NOT_SUPPORTED', `${path}: process.terminal is not supported`, { step: 'config' });
   return s;
 }
 
@@ -321,9 +323,11 @@ async function releaseFifo(fifo: string, s: StoredState): Promise<void> {
 async function createInternal(opts: CreateOptions, waitStart: boolean): Promise<ContainerImpl> {
   const log = opts.logger ?? nullLogger;
   if (!ID_RE.test(opts.id)) throw new RuntimeError('INVALID_ID', `invalid container id ${JSON.stringify(opts.id)}`);
-  if (opts.io?.terminal) throw new RuntimeError('NOT_SUPPORTED', 'a terminal for the container is not supported');
+  if (opts.io?.terminal) throw new RuntimeError('NOT_SUPPORTED', 'io.terminal is not supported; set process.terminal in config.json');
   const bundle = resolve(opts.bundle);
   const spec = await readSpec(bundle);
+  // the monitor relays the pty to its own stdio, which a detached create leaves behind
+  if (spec.process?.terminal && opts.detach) throw new RuntimeError('NOT_SUPPORTED', 'process.terminal needs an attached container (use run)', { step: 'terminal' });
   const p = statePaths(opts.stateRoot, opts.id);
   await fsp.mkdir(opts.stateRoot, { recursive: true, mode: 0o711 });
   try {

@@ -11,7 +11,7 @@ export const MAX_MESSAGE = 16 * 1024 * 1024;
 /** The setup steps a helper error can name, in the order the child runs them. */
 export const SETUP_STEPS = [
   'reexec', 'config', 'clone', 'namespace', 'userns-map', 'cgroup', 'propagation', 'rootfs', 'mount', 'device',
-  'pivot_root', 'sysctl', 'readonly-paths', 'masked-paths', 'hostname', 'rlimit', 'wait-start', 'capabilities', 'user',
+  'pivot_root', 'sysctl', 'readonly-paths', 'masked-paths', 'hostname', 'rlimit', 'terminal', 'wait-start', 'capabilities', 'user',
   'no_new_privs', 'seccomp', 'init', 'cwd', 'exec',
 ] as const;
 /** One step of the helper's child-side setup. */

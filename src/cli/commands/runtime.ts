@@ -1,4 +1,4 @@
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
@@ -42,6 +42,14 @@ function pidsInNamespaceOf(pid: number): number[] {
     }
   }
   return out.sort((a, b) => a - b);
+}
+
+function wantsTerminal(bundle: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as { process?: { terminal?: boolean } }).process?.terminal === true;
+  } catch {
+    return false;
+  }
 }
 
 interface CreateFlags { bundle: string; pidFile?: string; init?: boolean; cgroups: boolean }
@@ -101,9 +109,14 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     const c = ctx();
     const cgroup = o.cgroups ? await newCgroupManager(cgroupName(id)) : undefined;
     const ac = new AbortController();
+    // a terminal container gets our keystrokes raw; the pty in the container does the line editing
+    const raw = c.stdout.isTTY && process.stdin.isTTY && wantsTerminal(o.bundle);
+    if (raw) process.stdin.setRawMode(true);
     const r = await runContainer({
       id, bundle: o.bundle, stateRoot: stateRootOf(c), logger: c.logger, signal: ac.signal, forwardSignals: true,
       ...(cgroup ? { cgroup, cgroupName: cgroupName(id) } : {}), ...(o.pidFile ? { pidFile: o.pidFile } : {}), ...(o.init ? { init: true } : {}),
+    }).finally(() => {
+      if (raw) process.stdin.setRawMode(false);
     });
     if (r.exitCode !== 0) throw new ExitStatus(r.exitCode);
   });

@@ -257,6 +257,25 @@ describe.skipIf(!!why)('native helper: real containers from a busybox bundle', (
     expect(existsSync(cgroup.paths().pids ?? '/nonexistent')).toBe(false);
   });
 
+  it('process.terminal: a pty from the container devpts, relayed to the caller', async () => {
+    const r = await probe(withProcess(testSpec(['/bin/test-init', 'tty', 'fds']), { terminal: true }));
+    expect(r.stdout).toContain('tty /dev/pts/0 out-tty\r\n');
+    expect(r.stdout).toContain('fds 0 1 2\r\n');
+
+    bundle.writeSpec(withProcess(testSpec(['/bin/sh']), { terminal: true }));
+    const id = `tty-${process.pid}`;
+    const c = await createContainer({ id, bundle: bundle.dir, stateRoot, io: { stdin: 'pipe', stdout: 'pipe', stderr: 'null' } });
+    try {
+      const out = collect(c.stdio?.stdout);
+      await c.start();
+      c.stdio?.stdin?.end('echo hi-$((40+2))\nexit 4\n');
+      expect((await c.wait()).exitCode).toBe(4);
+      expect(await out).toContain('hi-42\r\n');
+    } finally {
+      await c.delete({ force: true });
+    }
+  });
+
   describe('bad input gives a RuntimeError naming the step and leaves nothing behind', () => {
     async function failing(spec: unknown): Promise<RuntimeError> {
       const before = readdirSync(stateRoot).length;
