@@ -43,6 +43,7 @@ export interface BuildOptions {
   /** Network of RUN without `--network` (default host). */
   readonly defaultNetwork?: 'host' | 'none';
   readonly compression?: Compression;
+  readonly compressionLevel?: number;
   readonly parallelism?: number;
   readonly progress?: ProgressSink;
   readonly signal?: AbortSignal;
@@ -114,6 +115,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
     ...(opts.defaultNetwork ? { defaultNetwork: opts.defaultNetwork } : {}),
     ...(opts.compression ? { compression: opts.compression } : {}),
+    ...(opts.compressionLevel !== undefined ? { compressionLevel: opts.compressionLevel } : {}),
     ...(opts.parallelism ? { parallelism: opts.parallelism } : {}),
     ...(opts.progress ? { progress: opts.progress } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),

@@ -27,6 +27,7 @@ export interface CommitOptions {
   readonly excludeEtcFiles?: boolean;
   readonly sourceDateEpoch?: number;
   readonly compression?: Compression;
+  readonly level?: number;
 }
 
 /**
@@ -82,6 +83,6 @@ export async function commitUpper(upper: string, store: ContentStore, opts: Comm
     ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
     exclude: (rel) => excluded.has(rel),
   });
-  const r = await writeLayer(tar, store, { compression: opts.compression ?? 'gzip' });
+  const r = await writeLayer(tar, store, { compression: opts.compression ?? 'gzip', ...(opts.level !== undefined ? { level: opts.level } : {}) });
   return { descriptor: r.descriptor, diffId: r.diffId };
 }

@@ -7,7 +7,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { ContentStore } from '../../src/oci/content/content-store.js';
-import type { Digest } from '../../src/oci/digest.js';
+import { sha256, type Digest } from '../../src/oci/digest.js';
 import type { History, ImageConfig } from '../../src/oci/config.js';
 import type { Image, Layer } from '../../src/oci/image.js';
 import { emptyImage } from '../../src/oci/empty.js';
@@ -50,6 +50,7 @@ export interface SolveOptions {
   /** Network of `RUN --network=default`: host unless `none` is asked for. */
   readonly defaultNetwork?: 'host' | 'none';
   readonly compression?: Compression;
+  readonly compressionLevel?: number;
   /** Steps executing at once (default: the number of CPUs). */
   readonly parallelism?: number;
   readonly progress?: ProgressSink;
@@ -243,7 +244,9 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
       key = cacheKey(key, op, inputs);
 
       const skip = o.noCache || (o.noCacheStages?.has(rs.name) ?? false) || (o.noCacheStages?.has(rs.displayName) ?? false);
-      let rec: CacheRecord | undefined = skip || !o.cache ? undefined : await o.cache.get(key);
+      // layers of another compression are other blobs: they get their own records (the key chain stays content-based)
+      const recordKey = !o.compression || o.compression === 'gzip' ? key : sha256(`${key}\n${o.compression}`);
+      let rec: CacheRecord | undefined = skip || !o.cache ? undefined : await o.cache.get(recordKey);
       if (o.trail) {
         const identity = `${o.graph.options.file ?? 'Dockerfile'}\n${rs.displayName}\n${i}`;
         const now = { key, parent: parentKey, op, inputs };
@@ -259,7 +262,7 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
         const t0 = Date.now();
         const layer = await limiter.run(() => execute(step, current, input, network, name, id));
         rec = { ...(layer ? { layer } : {}), created: epochDate ?? rfc3339(now()) };
-        if (o.cache) await o.cache.put(key, rec);
+        if (o.cache) await o.cache.put(recordKey, rec);
         o.progress?.({ kind: 'step', id, name, state: 'done', ms: Date.now() - t0 });
       }
       lastCreated = epochDate ?? rec.created;
@@ -444,6 +447,7 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
         excludeEtcFiles: step.kind === 'RUN',
         ...(o.sourceDateEpoch !== undefined ? { sourceDateEpoch: o.sourceDateEpoch } : {}),
         ...(o.compression ? { compression: o.compression } : {}),
+        ...(o.compressionLevel !== undefined ? { level: o.compressionLevel } : {}),
       });
     } catch (e) {
       if (e instanceof TsbuildError) throw e;

@@ -1,5 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { build } from '../../../builder/build.js';
 import { BuildContext } from '../../../builder/context/context.js';
@@ -9,6 +9,7 @@ import { formatReference, parseReference } from '../../oci/reference.js';
 import { ImageStore } from '../../oci/store/image-store.js';
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../../oci/platform.js';
 import { UsageError } from '../../util/errors.js';
+import { readAll } from '../../util/streams.js';
 import type { CliContext } from '../context.js';
 import { RuntimeExecutor, RuntimeSnapshotter, StoreImageResolver } from '../wiring/build-runtime.js';
 import { parseOutput, writeOutput } from '../wiring/outputs.js';
@@ -33,6 +34,7 @@ interface Flags {
   cacheFilter?: string[] | boolean;
   debugCache?: boolean;
   metadataFile?: string;
+  compression?: string;
   platform?: string;
 }
 
@@ -84,6 +86,21 @@ export function sourceDateEpoch(buildArgs: Record<string, string>, env: NodeJS.P
   return Number(v);
 }
 
+/** `--compression gzip|zstd[,level=N]`. */
+export function parseCompression(s: string): { compression: 'gzip' | 'zstd'; level?: number } {
+  const [c, ...rest] = s.split(',');
+  if (c !== 'gzip' && c !== 'zstd') throw new UsageError('INVALID_ARGUMENT', `invalid --compression ${JSON.stringify(s)}: use gzip or zstd, optionally with ,level=N`);
+  let level: number | undefined;
+  for (const r of rest) {
+    const m = /^level=(\d+)$/.exec(r.trim());
+    if (!m) throw new UsageError('INVALID_ARGUMENT', `invalid --compression option ${JSON.stringify(r)}: only level=N is supported`);
+    level = Number(m[1]);
+    const max = c === 'gzip' ? 9 : 22;
+    if (level < (c === 'gzip' ? 0 : 1) || level > max) throw new UsageError('INVALID_ARGUMENT', `invalid --compression level ${level} for ${c}`);
+  }
+  return level === undefined ? { compression: c } : { compression: c, level };
+}
+
 /** `tsbuild build [OPTIONS] CONTEXT`. */
 export function register(cmd: Command, ctx: () => CliContext): void {
   cmd
@@ -100,6 +117,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('--iidfile <file>', 'write the image id to this file')
     .option('--network <mode>', 'network of RUN steps: default (host), host or none', 'default')
     .option('-o, --output <spec>', 'output: type=image (default), type=oci|docker,dest=FILE (- for stdout; oci with tar=false: a layout dir), type=local,dest=DIR, type=tar,dest=FILE')
+    .option('--compression <spec>', 'layer compression of new layers: gzip (default) or zstd, optionally ,level=N')
     .option('--label <k=v>', 'set a label on the image (repeatable)', collect)
     .option('--metadata-file <file>', 'write the build result (digests, names) as JSON to this file')
     .option('--platform <os/arch>', 'target platform (only the host platform is supported)')
@@ -118,6 +136,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       const epoch = sourceDateEpoch(buildArgs);
       const secrets = await readSecrets(f.secret ?? []);
       const output = f.output ? parseOutput(f.output) : undefined;
+      const compression = f.compression ? parseCompression(f.compression) : undefined;
       const labels: Record<string, string> = {};
       for (const l of f.label ?? []) {
         const i = l.indexOf('=');
@@ -131,12 +150,15 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       if (output && output.dest === '-' && f.quiet) throw new UsageError('INVALID_ARGUMENT', '-q cannot be combined with an --output to stdout');
 
       const fromStdin = contextArg === '-';
-      const dfPath = f.file ? resolve(f.file) : fromStdin ? undefined : join(resolve(contextArg), 'Dockerfile');
+      const dfFromStdin = f.file === '-';
+      if (fromStdin && dfFromStdin) throw new UsageError('INVALID_ARGUMENT', 'the context and the Dockerfile cannot both come from stdin');
+      const dfStdinText = dfFromStdin ? (await readAll(process.stdin)).toString('utf8') : undefined;
+      const dfPath = dfFromStdin ? undefined : f.file ? resolve(f.file) : fromStdin ? undefined : join(resolve(contextArg), 'Dockerfile');
       const context = fromStdin
         ? await BuildContext.fromTar(process.stdin, f.file ? { dockerfile: f.file } : {})
         : await BuildContext.fromDirectory(resolve(contextArg), dfPath ? { dockerfile: dfPath } : {});
       try {
-        const dfText = dfPath ? await readFile(dfPath, 'utf8').catch((e: unknown) => {
+        const dfText = dfStdinText !== undefined ? dfStdinText : dfPath ? await readFile(dfPath, 'utf8').catch((e: unknown) => {
           throw new UsageError('INVALID_ARGUMENT', `reading Dockerfile ${dfPath}`, { cause: e });
         }) : await readFile(join(context.root, 'Dockerfile'), 'utf8');
         const store = await ImageStore.open(c.root, { logger: c.logger });
@@ -149,7 +171,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         try {
           const res = await build({
             dockerfile: dfText,
-            file: f.file ? (isAbsolute(f.file) ? f.file : f.file) : 'Dockerfile',
+            file: f.file && !dfFromStdin ? f.file : 'Dockerfile',
             context,
             buildArgs,
             ...(f.target ? { target: f.target } : {}),
@@ -164,6 +186,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
             ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
             defaultNetwork: network,
             labels,
+            ...(compression ? { compression: compression.compression, ...(compression.level !== undefined ? { compressionLevel: compression.level } : {}) } : {}),
             trail: new StepTrail(c.root),
             ...(f.debugCache ? { debugCache: true } : {}),
             ...(Array.isArray(f.cacheFilter) ? { noCacheStages: new Set(f.cacheFilter.flatMap((x) => x.split(',')).map((x) => x.trim().toLowerCase()).filter(Boolean)) } : {}),

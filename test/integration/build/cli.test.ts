@@ -114,6 +114,24 @@ describe.skipIf(!!why)('tsbuild build (CLI)', () => {
     expect(stateOf('[stage-1 2/4] COPY f.txt /f.txt')).toBe('cached');
   }, 120_000);
 
+  it('--compression zstd gives zstd layers (with their own cache records); -f - reads the Dockerfile from stdin', async () => {
+    const ctx = tmp('tsbuild-build-cli-ctx-');
+    const input = `FROM ${BUSYBOX}\nRUN echo zz > /zz\n`;
+    await tsbuildOk(['build', '-f', '-', '--compression', 'zstd,level=5', '-t', 'localhost/cli/zstd', ctx], { root, input });
+    const store = await ImageStore.open(root);
+    const { image } = await store.imageFor('localhost/cli/zstd');
+    const m = await image.manifest();
+    expect(m.layers.at(-1)!.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+zstd');
+    const again = await tsbuildOk(['build', '-f', '-', '--compression', 'zstd', '--progress=plain', '-t', 'localhost/cli/zstd', ctx], { root, input });
+    expect(again.stderr).toContain('CACHED');
+    await tsbuildOk(['build', '-f', '-', '-t', 'localhost/cli/gz', ctx], { root, input });
+    const gz = await (await store.imageFor('localhost/cli/gz')).image.manifest();
+    expect(gz.layers.at(-1)!.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+gzip');
+    const out = await tsbuildOk(['run', '--rm', 'localhost/cli/zstd', 'cat', '/zz'], { root });
+    expect(out.stdout).toBe('zz\n');
+    expect((await runTsbuild(['build', '--compression', 'lz4', ctx], { root })).code).toBe(2);
+  }, 120_000);
+
   it('a failing RUN exits non-zero, shows the step, exit code and output, tags nothing and leaves nothing behind', async () => {
     const r = await runTsbuild(['build', '-t', 'localhost/cli/fail', '--progress', 'plain', join(CASES, 'fail-run')], { root });
     expect(r.code).not.toBe(0);
