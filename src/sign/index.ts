@@ -5,3 +5,4 @@ export * from './payload.js';
 export * from './dsse.js';
 export * from './signatures.js';
 export { goJson, goMap } from './go-json.js';
+export * from './bundle.js';

@@ -4,13 +4,17 @@ import type { CliContext } from '../context.js';
 import type { Descriptor } from '../../oci/descriptor.js';
 import type { Digest } from '../../oci/digest.js';
 import type { Image } from '../../oci/image.js';
-import { formatReference, parseReference, withTag, type Reference } from '../../oci/reference.js';
+import { formatReference, parseReference, withDigest, withTag, type Reference } from '../../oci/reference.js';
 import { SignError, type SignErrorCode } from '../../sign/errors.js';
 import { readPrivateKey, verifierFromKey, type Signer } from '../../sign/keys.js';
 import { dockerReference, parseAnnotations } from '../../sign/payload.js';
 import { appendSignatureLayers, signatureLayer, signatureTag, type SignatureLayer } from '../../sign/signatures.js';
 import { ContentError, TsbuildError, UsageError } from '../../util/errors.js';
+import { bundleReferrer, checkBundle, signBundle, signStatement, SIGSTORE_BUNDLE_MEDIA_TYPE, type BundleCheck } from '../../sign/bundle.js';
+import type { Verifier } from '../../sign/keys.js';
+import { readAll } from '../../util/streams.js';
 import { remoteHead, remoteImage } from '../../../registry/remote/image.js';
+import { addReferrerToTag, referrers } from '../../../registry/remote/referrers.js';
 import type { RemoteOptions } from '../../../registry/remote/options.js';
 import { push } from '../../../registry/remote/push.js';
 import { connectionFlags, remoteOptions, type ConnectionOpts } from './pull.js';
@@ -153,13 +157,56 @@ export async function appendAndPush(repo: Reference, tag: string, layer: Signatu
   return { ref: target, descriptor };
 }
 
+/**
+ * Attaches the Sigstore bundle form of a signature to `subject` in `repo` as an OCI 1.1 referrer
+ * (pushed by digest). Registries without the referrers API get the referrers tag schema
+ * (`sha256-<hex>` index), which cosign's referrers lookup falls back to as well.
+ */
+export async function pushBundle(repo: Reference, subject: Descriptor, bundle: Uint8Array, opts: RemoteOptions): Promise<{ ref: Reference; descriptor: Descriptor; api: boolean }> {
+  const api = (await referrers(withDigest(repo, subject.digest), subject.digest, opts)).source === 'api';
+  const img = bundleReferrer(subject, bundle);
+  const target = withDigest(repo, await img.digest());
+  const descriptor = await push(target, img, opts);
+  if (!api) await addReferrerToTag(repo, subject.digest, { ...descriptor, artifactType: SIGSTORE_BUNDLE_MEDIA_TYPE, annotations: (await img.manifest()).annotations ?? {} }, opts);
+  return { ref: target, descriptor, api };
+}
+
+/**
+ * Checks every Sigstore bundle attached to `digest` in `repo` (referrers API or tag schema).
+ * A registry that cannot list referrers counts as having none.
+ */
+export async function bundleChecks(c: CliContext, repo: Reference, digest: Digest, verifier: Verifier, annotations: Readonly<Record<string, string>>, opts: RemoteOptions): Promise<BundleCheck[]> {
+  let found: readonly Descriptor[];
+  try {
+    found = (await referrers(withDigest(repo, digest), digest, { ...opts, artifactType: SIGSTORE_BUNDLE_MEDIA_TYPE })).manifests;
+  } catch (e) {
+    c.logger.debug(`listing referrers of ${digest}: ${(e as Error).message}`);
+    return [];
+  }
+  const out: BundleCheck[] = [];
+  for (const d of found) {
+    const img = await remoteImage(withDigest(repo, d.digest), opts);
+    const layers = (await img.manifest()).layers.filter((l) => l.mediaType === SIGSTORE_BUNDLE_MEDIA_TYPE);
+    for (const l of layers) {
+      const bytes = await readAll(await (await img.layerByDigest(l.digest)).compressed(), 16 << 20, `bundle ${l.digest}`);
+      try {
+        out.push(checkBundle(bytes, digest, verifier, annotations));
+      } catch (e) {
+        out.push({ ok: false, reason: (e as Error).message });
+      }
+    }
+  }
+  return out;
+}
+
 /** `tsbuild sign --key K [-a k=v]... IMAGE`: cosign-compatible signature pushed as `sha256-<hex>.sig`. */
 export function register(cmd: Command, ctx: () => CliContext): void {
   signConnectionFlags(cmd)
     .argument('<image>', 'image reference in a registry (tag or digest); the digest is what gets signed')
     .requiredOption('--key <path>', 'private key (cosign.key, or an EC/PKCS#8 PEM)')
     .option('-a, --annotations <key=value>', 'extra claim in the payload\'s "optional" section (repeatable)', collect, [])
-    .action(async (image: string, o: SignConnectionOpts & { key: string; annotations: string[] }) => {
+    .option('--new-bundle-format', 'also attach the signature as a Sigstore bundle referrer (the form cosign v3 looks for first)')
+    .action(async (image: string, o: SignConnectionOpts & { key: string; annotations: string[]; newBundleFormat?: boolean }) => {
       const c = ctx();
       // Everything that can fail locally fails before the registry is touched.
       const annotations = parseAnnotations(o.annotations);
@@ -172,7 +219,13 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       const layer = await signatureLayer(signer, dockerReference(ref), digest, annotations);
       const tag = signatureTag(digest);
       c.stderr.write(`Pushing signature to: ${formatReference(withTag(sigRepo, tag))}\n`);
+      const bundle = o.newBundleFormat ? await signBundle(signer, signStatement(digest, annotations)) : undefined;
       const pushed = await appendAndPush(sigRepo, tag, layer, opts, signer);
       c.stdout.write(`${formatReference(pushed.ref)}@${pushed.descriptor.digest}\n`);
+      if (bundle) {
+        const b = await pushBundle(sigRepo, descriptor, bundle, opts);
+        c.stderr.write(`Attached sigstore bundle ${b.descriptor.digest} (${b.api ? 'referrers API' : 'referrers tag schema'})\n`);
+        c.stdout.write(`${formatReference(b.ref)}\n`);
+      }
     });
 }

@@ -8,7 +8,7 @@ import { readPublicKey, type Verifier } from '../../sign/keys.js';
 import { parseAnnotations } from '../../sign/payload.js';
 import { attestationTag, checkAttestations, checkSignatures, signatureTag } from '../../sign/signatures.js';
 import { UsageError } from '../../util/errors.js';
-import { COSIGN_EXIT, collect, existingImage, exitingSignError, resolveSubject, signatureRepository, signConnectionFlags, signRemoteOptions, type SignConnectionOpts } from './sign.js';
+import { bundleChecks, COSIGN_EXIT, collect, existingImage, exitingSignError, resolveSubject, signatureRepository, signConnectionFlags, signRemoteOptions, type SignConnectionOpts } from './sign.js';
 
 async function loadVerifier(path: string): Promise<Verifier> {
   let pem: Buffer;
@@ -61,9 +61,9 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     const tag = attestation ? attestationTag(digest) : signatureTag(digest);
     const what = attestation ? 'attestations' : 'signatures';
     const sigImage = await existingImage(withTag(sigRepo, tag), opts);
-    if (!sigImage) throw exitingSignError('NO_SIGNATURES', `no ${what} found for ${formatReference(ref)} (${digest}): ${formatReference(withTag(sigRepo, tag))} does not exist`, COSIGN_EXIT.ImageWithoutSignature);
 
     if (attestation) {
+      if (!sigImage) throw exitingSignError('NO_SIGNATURES', `no ${what} found for ${formatReference(ref)} (${digest}): ${formatReference(withTag(sigRepo, tag))} does not exist`, COSIGN_EXIT.ImageWithoutSignature);
       const checks = await checkAttestations(sigImage, digest, verifier, predicateType);
       if (checks.length === 0) throw exitingSignError('NO_SIGNATURES', `no attestations found for ${formatReference(ref)} (${digest})`, COSIGN_EXIT.ImageWithoutSignature);
       const good = checks.filter((x) => x.ok);
@@ -77,8 +77,12 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       return;
     }
 
-    const checks = await checkSignatures(sigImage, digest, verifier, annotations);
-    if (checks.length === 0) throw exitingSignError('NO_SIGNATURES', `no signatures found for ${formatReference(ref)} (${digest})`, COSIGN_EXIT.ImageWithoutSignature);
+    // Both forms: the `.sig` image and Sigstore bundles attached as referrers (cosign v3).
+    const checks = [
+      ...(sigImage ? await checkSignatures(sigImage, digest, verifier, annotations) : []),
+      ...(await bundleChecks(c, sigRepo, digest, verifier, annotations, opts)).map((b) => ({ ...b, payload: b.statement })),
+    ];
+    if (checks.length === 0) throw exitingSignError('NO_SIGNATURES', `no signatures found for ${formatReference(ref)} (${digest}): neither ${formatReference(withTag(sigRepo, tag))} nor a sigstore bundle referrer exists`, COSIGN_EXIT.ImageWithoutSignature);
     const good = checks.filter((x) => x.ok);
     if (good.length === 0) {
       const why = [...new Set(checks.map((x) => x.reason))].join('; ');
