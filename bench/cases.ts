@@ -4,10 +4,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { needTool, needTsbuildCommand, REPO_ROOT, tsbuildStep, type BenchCase, type CaseContext, type Step } from './harness.js';
+import { RANDOM_TAG, randomLayout } from './random-image.js';
+import { needRegistry, startBenchRegistry, type BenchRegistry } from './registry.js';
 
 const COMPRESS = fileURLToPath(new URL('./compress.js', import.meta.url));
 const IMAGE = 'bench/debian:bookworm';
@@ -45,6 +48,169 @@ async function debianImage(ctx: CaseContext): Promise<string | undefined> {
 }
 
 const rmOut = (k: string) => async (ctx: CaseContext): Promise<void> => rm(v(ctx, k), { recursive: true, force: true });
+
+/** The registries started by the transfer cases' setup, by work dir (stopped by teardown). */
+const registries = new Map<string, BenchRegistry>();
+const registryOf = (ctx: CaseContext): BenchRegistry => registries.get(ctx.work)!;
+
+/** The image a transfer case moves: the Debian base image, or the ~1 GiB random image. */
+type Payload = 'debian' | 'random-1g';
+const RANDOM_IMAGE = 'bench/random:1g';
+
+/**
+ * Shared setup of the transfer cases: the image in a tsbuild store (`root`, named `image`) and,
+ * with the same blobs, in an OCI layout (`oci`, tag `tag`); an empty local registry (`host`).
+ */
+async function transferSetup(ctx: CaseContext, payload: Payload): Promise<string | undefined> {
+  const root = join(ctx.work, 'store');
+  const oci = join(ctx.work, 'oci');
+  ctx.vars.set('root', root);
+  ctx.vars.set('oci', oci);
+  if (payload === 'debian') {
+    const tar = debianTar(ctx);
+    if (typeof tar !== 'string') return tar.skip;
+    ctx.vars.set('image', IMAGE);
+    ctx.vars.set('tag', 'bookworm');
+    sh(ctx, 'tsbuild import', tsbuildStep(['--root', root, 'import', tar, IMAGE]));
+    sh(ctx, 'tsbuild copy to oci', tsbuildStep(['--root', root, 'copy', '-q', IMAGE, `oci:${oci}:bookworm`]));
+  } else {
+    const layout = await randomLayout();
+    ctx.vars.set('image', RANDOM_IMAGE);
+    ctx.vars.set('tag', RANDOM_TAG);
+    // the cached layout is read-only input: the tsbuild side gets its own store, the peer a copy
+    sh(ctx, 'tsbuild copy from oci', tsbuildStep(['--root', root, 'copy', '-q', `oci:${layout}:${RANDOM_TAG}`, RANDOM_IMAGE]));
+    sh(ctx, 'copy the layout', { cmd: 'cp', args: ['-a', layout, oci] });
+  }
+  const reg = await startBenchRegistry(join(ctx.work, 'registry'));
+  registries.set(ctx.work, reg);
+  ctx.vars.set('host', reg.host);
+  return undefined;
+}
+
+async function transferTeardown(ctx: CaseContext): Promise<void> {
+  await registries.get(ctx.work)?.stop();
+  registries.delete(ctx.work);
+}
+
+/** The image in the registry for the pull cases: pushed once by tsbuild. */
+function remoteRef(ctx: CaseContext): string {
+  return `${v(ctx, 'host')}/bench/pull:v1`;
+}
+async function pushOnce(ctx: CaseContext): Promise<void> {
+  sh(ctx, 'tsbuild push', tsbuildStep(['--root', v(ctx, 'root'), 'push', '-q', v(ctx, 'image'), remoteRef(ctx)]));
+}
+
+/** Podman with all of its state in the case's work dir (removed before every run and at the end). */
+function podmanArgs(ctx: CaseContext): string[] {
+  const base = join(ctx.work, 'podman');
+  // podman refuses a runroot longer than 50 characters: it gets a short temp dir of its own
+  return ['--root', join(base, 'root'), '--runroot', v(ctx, 'podman-run'), '--tmpdir', join(base, 'tmp'), '--events-backend', 'none', '--cgroup-manager', 'cgroupfs', '--storage-driver', 'overlay'];
+}
+async function resetPodman(ctx: CaseContext): Promise<void> {
+  const base = join(ctx.work, 'podman');
+  if (existsSync(base)) spawnSync('podman', [...podmanArgs(ctx), 'rmi', '-a', '-f'], { stdio: 'ignore' });
+  spawnSync('umount', ['-R', join(base, 'root', 'overlay')], { stdio: 'ignore' });
+  await rm(base, { recursive: true, force: true });
+  await rm(v(ctx, 'podman-run'), { recursive: true, force: true });
+  await mkdir(v(ctx, 'podman-run'), { recursive: true });
+}
+
+const transferNeeds = (cmd: string) => (): string | undefined => needRegistry() ?? needTsbuildCommand(cmd) ?? needTsbuildCommand('copy');
+
+function pushCase(payload: Payload, what: string): BenchCase {
+  return {
+    name: `push-${payload}`,
+    description: `push ${what} from local storage to an empty local registry (docker-registry 2.8, plain HTTP, restarted empty before every run): tsbuild from its store, skopeo from an OCI layout holding the same blobs`,
+    setup: (ctx) => transferSetup(ctx, payload),
+    teardown: transferTeardown,
+    tsbuild: {
+      tool: 'tsbuild',
+      needs: transferNeeds('push'),
+      prepare: (ctx) => registryOf(ctx).restart(),
+      step: (ctx) => tsbuildStep(['--root', v(ctx, 'root'), 'push', '-q', v(ctx, 'image'), `${v(ctx, 'host')}/bench/push:v1`]),
+    },
+    peer: {
+      tool: 'skopeo',
+      needs: () => needTool('skopeo'),
+      prepare: (ctx) => registryOf(ctx).restart(),
+      step: (ctx) => ({ cmd: 'skopeo', args: ['copy', '-q', '--dest-tls-verify=false', `oci:${v(ctx, 'oci')}:${v(ctx, 'tag')}`, `docker://${v(ctx, 'host')}/bench/push:v1`] }),
+    },
+  };
+}
+
+function pullCase(payload: Payload, what: string): BenchCase {
+  return {
+    name: `pull-${payload}`,
+    description: `pull ${what} from a local registry into empty local storage: tsbuild into a fresh store (blobs verified, not unpacked), skopeo into a fresh OCI layout`,
+    setup: async (ctx) => {
+      const why = await transferSetup(ctx, payload);
+      if (!why) await pushOnce(ctx);
+      ctx.vars.set('dst-t', join(ctx.work, 'pull-store'));
+      ctx.vars.set('dst-p', join(ctx.work, 'pull-oci'));
+      return why;
+    },
+    teardown: transferTeardown,
+    tsbuild: {
+      tool: 'tsbuild',
+      needs: transferNeeds('pull'),
+      prepare: rmOut('dst-t'),
+      step: (ctx) => tsbuildStep(['--root', v(ctx, 'dst-t'), 'pull', '-q', remoteRef(ctx)]),
+      output: (ctx) => v(ctx, 'dst-t'),
+    },
+    peer: {
+      tool: 'skopeo',
+      needs: () => needTool('skopeo'),
+      prepare: rmOut('dst-p'),
+      step: (ctx) => ({ cmd: 'skopeo', args: ['copy', '-q', '--src-tls-verify=false', `docker://${remoteRef(ctx)}`, `oci:${v(ctx, 'dst-p')}:v1`] }),
+      output: (ctx) => v(ctx, 'dst-p'),
+    },
+  };
+}
+
+function podmanPullCase(payload: Payload, what: string): BenchCase {
+  return {
+    name: `pull-${payload}-podman`,
+    description: `pull ${what} from a local registry: tsbuild into a fresh store (verified, not unpacked) vs podman pull into fresh storage (overlay driver: verified and unpacked into layer directories), podman state in the work dir`,
+    setup: async (ctx) => {
+      const why = await transferSetup(ctx, payload);
+      if (!why) await pushOnce(ctx);
+      ctx.vars.set('dst-t', join(ctx.work, 'pull-store'));
+      ctx.vars.set('podman-run', await mkdtemp(join(tmpdir(), 'tsbpm-')));
+      return why;
+    },
+    teardown: async (ctx) => {
+      if (ctx.vars.has('podman-run')) {
+        await resetPodman(ctx);
+        await rm(v(ctx, 'podman-run'), { recursive: true, force: true });
+      }
+      await transferTeardown(ctx);
+    },
+    tsbuild: {
+      tool: 'tsbuild',
+      needs: transferNeeds('pull'),
+      prepare: rmOut('dst-t'),
+      step: (ctx) => tsbuildStep(['--root', v(ctx, 'dst-t'), 'pull', '-q', remoteRef(ctx)]),
+      output: (ctx) => v(ctx, 'dst-t'),
+    },
+    peer: {
+      tool: 'podman',
+      needs: () => needTool('podman'),
+      prepare: resetPodman,
+      step: (ctx) => ({ cmd: 'podman', args: [...podmanArgs(ctx), 'pull', '-q', '--tls-verify=false', remoteRef(ctx)] }),
+      output: (ctx) => join(ctx.work, 'podman', 'root'),
+    },
+  };
+}
+
+/** The transfer cases (push, pull, pull vs podman) for both payloads. */
+const TRANSFER_CASES: readonly BenchCase[] = [
+  pushCase('debian', 'the Debian base image (tsbuild import of the minbase rootfs, one gzip layer)'),
+  pullCase('debian', 'the Debian base image'),
+  podmanPullCase('debian', 'the Debian base image'),
+  pushCase('random-1g', 'a 1 GiB image (4 layers of 256 MiB random bytes, gzip)'),
+  pullCase('random-1g', 'the 1 GiB random image'),
+  podmanPullCase('random-1g', 'the 1 GiB random image'),
+];
 
 /** Every case, in the order they run. */
 export const CASES: readonly BenchCase[] = [
@@ -122,4 +288,5 @@ export const CASES: readonly BenchCase[] = [
       },
     };
   }),
+  ...TRANSFER_CASES,
 ];

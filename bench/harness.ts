@@ -51,6 +51,8 @@ export interface BenchCase {
   readonly description: string;
   /** Prepares inputs (untimed, once); returns a skip reason if the host cannot. */
   readonly setup?: (ctx: CaseContext) => Promise<string | undefined>;
+  /** Undoes setup (stops servers it started); runs even when setup or a run failed. */
+  readonly teardown?: (ctx: CaseContext) => Promise<void>;
   readonly tsbuild: Side;
   readonly peer: Side;
 }
@@ -211,6 +213,7 @@ export async function runCases(cases: readonly BenchCase[], opts: HarnessOptions
       opts.log(`FAILED ${c.name}: ${reason}`);
       results.push({ name: c.name, status: 'failed', reason });
     } finally {
+      await c.teardown?.(ctx).catch((e: unknown) => opts.log(`${c.name}: teardown: ${(e as Error).message}`));
       await rm(work, { recursive: true, force: true });
     }
   }

@@ -1,5 +1,6 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readFile, rm, stat, truncate } from 'node:fs/promises';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -18,6 +19,13 @@ export interface ResumableWriter {
   readonly offset: number;
   /** Appends a stream of the bytes that follow `offset` (advances `offset` by what was written, even on error). */
   append(data: AsyncIterable<Buffer>): Promise<void>;
+  /**
+   * Passes `data` through while also appending it to the partial file, for a consumer that
+   * writes the blob into the store itself (one verifying pass instead of file-then-store). The
+   * file is flushed when the returned iterable ends or fails, so that `keep()` after a failure
+   * leaves every byte received for the next run. Then call `keep()` or `discard()`.
+   */
+  tee(data: AsyncIterable<Buffer>): AsyncIterable<Buffer>;
   /** Verifies the whole blob against its descriptor while moving it into the store; removes the partial file. */
   commit(): Promise<Descriptor>;
   /** Leaves the partial file for a later resume and releases the lock. */
@@ -91,6 +99,22 @@ export class PartialFileTarget implements ResumableTarget {
         try {
           await pipeline(Readable.from(counted()), out);
         } finally {
+          offset = (await stat(path).catch(() => ({ size: 0 }))).size;
+        }
+      },
+      async *tee(data) {
+        const out = createWriteStream(path, { flags: 'a' });
+        const failed = new Promise<never>((_, reject) => out.once('error', reject));
+        failed.catch(() => undefined);
+        try {
+          for await (const c of data) {
+            if (!out.write(c)) await Promise.race([once(out, 'drain'), failed]);
+            offset += c.length;
+            yield c;
+          }
+        } finally {
+          out.end();
+          await Promise.race([once(out, 'finish'), failed]).catch(() => undefined);
           offset = (await stat(path).catch(() => ({ size: 0 }))).size;
         }
       },

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { Descriptor } from '../../src/oci/descriptor.js';
 import type { Digest } from '../../src/oci/digest.js';
 import type { ContentStore } from '../../src/oci/content/content-store.js';
@@ -109,7 +110,9 @@ async function pullNode(repo: Repository, store: ContentStore, m: FetchedManifes
     const w = repo.opts.partialDir ? await new PartialFileTarget(repo.opts.partialDir, store).open(b) : undefined;
     progress?.({ digest: b.digest, state: 'start', done: w?.offset ?? 0, total: b.size });
     if (w) await downloadResumable(repo, store, b, w, onBytes);
-    else await store.put(repo.openBlob(b, onBytes), { mediaType: b.mediaType, digest: b.digest, size: b.size });
+    // the store verifies digest and size while writing (and keeps nothing on a mismatch): the
+    // bytes are hashed once, there
+    else await store.put(Readable.from(repo.blobFrom(b, 0, onBytes)), { mediaType: b.mediaType, digest: b.digest, size: b.size });
     counter.n++;
     counter.added.push(b.digest);
     progress?.({ digest: b.digest, state: 'done', done: b.size, total: b.size });
@@ -130,7 +133,20 @@ async function putManifest(store: ContentStore, m: FetchedManifest, added: Diges
  */
 async function downloadResumable(repo: Repository, store: ContentStore, b: Descriptor, w: ResumableWriter, onBytes?: (n: number) => void): Promise<void> {
   const resumedFrom = w.offset;
-  if (resumedFrom > 0) repo.opts.logger?.debug(`blob ${b.digest}: resuming an earlier download at ${resumedFrom}/${b.size} bytes`);
+  if (resumedFrom === 0) {
+    // A fresh download goes straight into the store (verified there, written once); the bytes
+    // are copied to the partial file on the way, so that a failed run leaves them for the next.
+    try {
+      await store.put(Readable.from(w.tee(repo.blobFrom(b, 0, onBytes))), { mediaType: b.mediaType, digest: b.digest, size: b.size });
+    } catch (e) {
+      const bad = e instanceof ContentError && (e.code === 'DIGEST_MISMATCH' || e.code === 'SIZE_MISMATCH');
+      await (bad ? w.discard() : w.keep());
+      throw e;
+    }
+    await w.discard();
+    return;
+  }
+  repo.opts.logger?.debug(`blob ${b.digest}: resuming an earlier download at ${resumedFrom}/${b.size} bytes`);
   try {
     if (w.offset < b.size) await w.append(repo.blobFrom(b, w.offset, onBytes));
   } catch (e) {
