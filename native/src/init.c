@@ -254,6 +254,12 @@ int container_init_setup(struct ctx *c, struct herr *err) {
   if (c->wait_start && wait_for_start(c, fifo, err)) return -1;
   if (fifo >= 0) close(fifo);
 
+  /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN in the effective set, which the
+   * user switch below clears (uid 0 -> non-zero) and the caps may drop: then, like runc, the
+   * filter goes in first, while still fully privileged, and must allow setgroups/setresuid/
+   * capset/prctl/execve (Docker's default profile does). */
+  if (seccomp && !nnp && apply_seccomp(seccomp, nnp, err)) return -1;
+
   // === credentials: bounding set while still privileged, then user, no_new_privs, caps
   uint64_t bounding;
   if (caps) {
@@ -264,9 +270,6 @@ int container_init_setup(struct ctx *c, struct herr *err) {
   if (set_user(c, userns, err)) return -1;
   if (prctl(PR_SET_KEEPCAPS, 0) < 0) return fail(err, "user", errno, "PR_SET_KEEPCAPS");
   if (nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return fail(err, "no_new_privs", errno, "PR_SET_NO_NEW_PRIVS");
-  /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the caps below may drop:
-   * then (like runc) the filter goes in before them, and must allow capset/prctl/execve. */
-  if (seccomp && !nnp && apply_seccomp(seccomp, nnp, err)) return -1;
   if (caps && apply_caps(caps, err)) return -1;
   if (seccomp && nnp && apply_seccomp(seccomp, nnp, err)) return -1;  /* last: as few syscalls as possible after it */
 

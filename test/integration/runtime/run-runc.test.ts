@@ -56,6 +56,7 @@ describe.skipIf(!!why)('specFromImage under runc and under tsbuild', () => {
   const cases: { name: string; opts: Partial<SpecOptions> }[] = [
     { name: 'defaults', opts: {} },
     { name: 'user, env, workdir, caps, no-new-privileges', opts: { user: 'nobody', env: ['X=1'], workdir: '/tmp', capAdd: ['SYS_ADMIN'], capDrop: ['CHOWN'], noNewPrivileges: true } },
+    { name: 'non-root user with seccomp and without no-new-privileges', opts: { user: '1000:1000', capDrop: ['CHOWN'] } },
   ];
   for (const c of cases) {
     it(c.name, async () => {

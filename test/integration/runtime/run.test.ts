@@ -91,10 +91,9 @@ describe.skipIf(!!why)('tsbuild run (library) with a busybox image', () => {
   });
 
   it('applies -e, -w, -u, --hostname and the image Env', async () => {
-    // NOTE(runtime): with a non-root user the helper loads seccomp after setuid, which needs
-    // no_new_privs; until it loads the filter before changing user (as runc does) this case
-    // runs with --security-opt no-new-privileges.
-    const r = await runCaptured({ cmd: ['/probe', 'env', 'cwd', 'id', 'hostname'], env: ['A=1', 'FROM_IMAGE=2'], workdir: '/tmp', user: '1000:1000', hostname: 'box', noNewPrivileges: true });
+    // A non-root user without no_new_privs: the seccomp filter must go in before the user switch
+    // (as runc does), since loading it afterwards needs CAP_SYS_ADMIN (regression: ECANCELED).
+    const r = await runCaptured({ cmd: ['/probe', 'env', 'cwd', 'id', 'hostname', 'seccomp'], env: ['A=1', 'FROM_IMAGE=2'], workdir: '/tmp', user: '1000:1000', hostname: 'box' });
     expect(r.exitCode).toBe(0);
     expect(r.out).toContain('env A=1\n');
     expect(r.out).toContain('env FROM_IMAGE=2\n');
@@ -102,6 +101,7 @@ describe.skipIf(!!why)('tsbuild run (library) with a busybox image', () => {
     expect(r.out).toContain('cwd /tmp\n');
     expect(r.out).toMatch(/uid 1000 .*gid 1000/);
     expect(r.out).toContain('hostname box\n');
+    expect(r.out).toMatch(/^Seccomp:\s+2$/m);
     const etc = await runCaptured({ cmd: ['sh', '-c', 'cat /etc/hostname; grep -c localhost /etc/hosts; cat /etc/resolv.conf'], hostname: 'box' });
     expect(etc.out).toBe(`box\n2\n${existsSync('/etc/resolv.conf') ? readFileSync('/etc/resolv.conf', 'utf8') : ''}`);
     const hostNet = await runCaptured({ cmd: ['cat', '/etc/hosts'], network: 'host' });
@@ -109,7 +109,7 @@ describe.skipIf(!!why)('tsbuild run (library) with a busybox image', () => {
   });
 
   it('resolves a user name from the image /etc/passwd and rejects an unknown one', async () => {
-    const r = await runCaptured({ cmd: ['id', '-u'], user: 'nobody', noNewPrivileges: true });
+    const r = await runCaptured({ cmd: ['id', '-u'], user: 'nobody' });
     expect(r.exitCode).toBe(0);
     expect(r.out.trim()).toBe(readFileSync(join(await busyboxRootfs(), 'etc/passwd'), 'utf8').split('\n').find((l) => l.startsWith('nobody:'))!.split(':')[2]);
     await expect(runCaptured({ cmd: ['true'], user: 'ghost' })).rejects.toThrow('unable to find user ghost');
