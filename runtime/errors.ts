@@ -1,7 +1,7 @@
 import { constants } from 'node:os';
 import { TsbuildError } from '../src/util/errors.js';
 
-/** Codes of {@link RuntimeError}: container lifecycle and the native helper. */
+/** Codes of {@link RuntimeError}: container lifecycle, the native helper, spec planning, cgroups, rootfs. */
 export type RuntimeErrorCode =
   | 'SETUP_FAILED'        // the helper reported a failed setup step (see `step`, `errno`)
   | 'EXEC_FAILED'         // the setup succeeded but execve of process.args failed
@@ -13,7 +13,18 @@ export type RuntimeErrorCode =
   | 'CONTAINER_NOT_FOUND'
   | 'INVALID_STATE'       // the operation is not allowed in the container's current status
   | 'LOCKED'              // another process holds the container's lock
-  | 'NOT_SUPPORTED';
+  | 'NOT_SUPPORTED'
+  // planning and host resources (spec generation, cgroups, rootfs)
+  | 'INVALID_USER'
+  | 'INVALID_MOUNT'
+  | 'INVALID_SECCOMP'
+  | 'INVALID_RESOURCE'
+  | 'NO_COMMAND'
+  | 'CGROUP'
+  | 'CGROUP_BUSY'
+  | 'CGROUP_UNSUPPORTED'
+  | 'MOUNT'
+  | 'ROOTFS';
 
 /**
  * A runtime failure. `step` names the setup step that failed (the helper's SetupStep:
