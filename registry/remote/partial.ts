@@ -103,7 +103,8 @@ export class PartialFileTarget implements ResumableTarget {
         }
       },
       async *tee(data) {
-        const out = createWriteStream(path, { flags: 'a' });
+        // a deep buffer: the copy must not hold up the download and the store's write
+        const out = createWriteStream(path, { flags: 'a', highWaterMark: 4 << 20 });
         const failed = new Promise<never>((_, reject) => out.once('error', reject));
         failed.catch(() => undefined);
         try {
