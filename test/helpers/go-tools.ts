@@ -1,5 +1,5 @@
 /**
- * Peer tools that Debian does not package (cosign, trivy, distribution v3's registry), built once
+ * Peer tools that Debian does not package (cosign v2 and v3, trivy, distribution v3's registry), built once
  * per machine from the Go module proxy with the machine's Go and kept under the test cache:
  * `${TSBUILD_TEST_CACHE:-/var/cache/tsbuild-test}/go/` holds GOPATH, GOMODCACHE, GOCACHE and one
  * `bin/<tool>-<version>/` directory per built tool. A build runs under a lock (other workers and
@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { makeCachedDir, testCacheDir } from './base-images.js';
 
 /** The tools this helper knows how to build. */
-export type GoToolName = 'cosign' | 'trivy' | 'registry';
+export type GoToolName = 'cosign' | 'cosign3' | 'trivy' | 'registry';
 
 interface ToolSpec {
   readonly pkg: string;
@@ -27,6 +27,7 @@ interface ToolSpec {
 
 const TOOLS: Readonly<Record<GoToolName, ToolSpec>> = {
   cosign: { pkg: 'github.com/sigstore/cosign/v2/cmd/cosign', binary: 'cosign', versions: ['v2.4.1', 'v2.2.4'] },
+  cosign3: { pkg: 'github.com/sigstore/cosign/v3/cmd/cosign', binary: 'cosign', versions: ['v3.1.3'] },
   trivy: { pkg: 'github.com/aquasecurity/trivy/cmd/trivy', binary: 'trivy', versions: ['v0.56.2', 'v0.50.4'] },
   registry: { pkg: 'github.com/distribution/distribution/v3/cmd/registry', binary: 'registry', versions: ['v3.0.0'] },
 };
