@@ -157,18 +157,26 @@ export async function appendAndPush(repo: Reference, tag: string, layer: Signatu
   return { ref: target, descriptor };
 }
 
+/** True when the registry answers the OCI 1.1 referrers API for `digest` in `repo` (any failure: false). */
+export async function hasReferrersApi(repo: Reference, digest: Digest, opts: RemoteOptions): Promise<boolean> {
+  try {
+    return (await referrers(withDigest(repo, digest), digest, opts)).source === 'api';
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Attaches the Sigstore bundle form of a signature to `subject` in `repo` as an OCI 1.1 referrer
- * (pushed by digest). Registries without the referrers API get the referrers tag schema
- * (`sha256-<hex>` index), which cosign's referrers lookup falls back to as well.
+ * (pushed by digest). Without the referrers API (`api` false) the referrers tag schema
+ * (`sha256-<hex>` index) is updated too, which cosign's referrers lookup falls back to.
  */
-export async function pushBundle(repo: Reference, subject: Descriptor, bundle: Uint8Array, opts: RemoteOptions): Promise<{ ref: Reference; descriptor: Descriptor; api: boolean }> {
-  const api = (await referrers(withDigest(repo, subject.digest), subject.digest, opts)).source === 'api';
+export async function pushBundle(repo: Reference, subject: Descriptor, bundle: Uint8Array, api: boolean, opts: RemoteOptions): Promise<{ ref: Reference; descriptor: Descriptor }> {
   const img = bundleReferrer(subject, bundle);
   const target = withDigest(repo, await img.digest());
   const descriptor = await push(target, img, opts);
   if (!api) await addReferrerToTag(repo, subject.digest, { ...descriptor, artifactType: SIGSTORE_BUNDLE_MEDIA_TYPE, annotations: (await img.manifest()).annotations ?? {} }, opts);
-  return { ref: target, descriptor, api };
+  return { ref: target, descriptor };
 }
 
 /**
@@ -199,13 +207,17 @@ export async function bundleChecks(c: CliContext, repo: Reference, digest: Diges
   return out;
 }
 
-/** `tsbuild sign --key K [-a k=v]... IMAGE`: cosign-compatible signature pushed as `sha256-<hex>.sig`. */
+/**
+ * `tsbuild sign --key K [-a k=v]... [--new-bundle-format] IMAGE`: cosign-compatible signature pushed
+ * as `sha256-<hex>.sig`, plus the Sigstore bundle referrer where the registry has the referrers
+ * API (or always with `--new-bundle-format`).
+ */
 export function register(cmd: Command, ctx: () => CliContext): void {
   signConnectionFlags(cmd)
     .argument('<image>', 'image reference in a registry (tag or digest); the digest is what gets signed')
     .requiredOption('--key <path>', 'private key (cosign.key, or an EC/PKCS#8 PEM)')
     .option('-a, --annotations <key=value>', 'extra claim in the payload\'s "optional" section (repeatable)', collect, [])
-    .option('--new-bundle-format', 'also attach the signature as a Sigstore bundle referrer (the form cosign v3 looks for first)')
+    .option('--new-bundle-format', 'also attach the signature as a Sigstore bundle referrer (the form cosign v3 looks for first), through the referrers tag schema when the registry lacks the referrers API; without this flag the bundle is attached only when the registry has the API')
     .action(async (image: string, o: SignConnectionOpts & { key: string; annotations: string[]; newBundleFormat?: boolean }) => {
       const c = ctx();
       // Everything that can fail locally fails before the registry is touched.
@@ -219,12 +231,13 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       const layer = await signatureLayer(signer, dockerReference(ref), digest, annotations);
       const tag = signatureTag(digest);
       c.stderr.write(`Pushing signature to: ${formatReference(withTag(sigRepo, tag))}\n`);
-      const bundle = o.newBundleFormat ? await signBundle(signer, signStatement(digest, annotations)) : undefined;
+      const api = await hasReferrersApi(sigRepo, digest, opts);
+      const bundle = o.newBundleFormat || api ? await signBundle(signer, signStatement(digest, annotations)) : undefined;
       const pushed = await appendAndPush(sigRepo, tag, layer, opts, signer);
       c.stdout.write(`${formatReference(pushed.ref)}@${pushed.descriptor.digest}\n`);
       if (bundle) {
-        const b = await pushBundle(sigRepo, descriptor, bundle, opts);
-        c.stderr.write(`Attached sigstore bundle ${b.descriptor.digest} (${b.api ? 'referrers API' : 'referrers tag schema'})\n`);
+        const b = await pushBundle(sigRepo, descriptor, bundle, api, opts);
+        c.stderr.write(`Attached sigstore bundle ${b.descriptor.digest} (${api ? 'referrers API' : 'referrers tag schema'})\n`);
         c.stdout.write(`${formatReference(b.ref)}\n`);
       }
     });
