@@ -243,6 +243,20 @@ describe('extractLayer: metadata', () => {
     expect([sh.isSymbolicLink(), sh.uid, sh.gid, sh.mtimeMs / 1000]).toEqual([true, 7, 8, 1_234_567_890]);
   });
 
+  it('keeps archive order for repeated paths and replacements among concurrent small files', async () => {
+    const many: [TarEntry, Buffer?][] = [];
+    for (let i = 0; i < 200; i++) many.push(f(`d${i % 7}/f${i}`, `v${i}`));
+    await extractLayer(
+      tarOf([...many, f('same', 'first'), f('same', 'second'), f('x', 'file'), d('x'), f('x/inner', 'in'), f('d3/f3', 'again')]),
+      target,
+    );
+    expect(readFileSync(join(target, 'same'), 'utf8')).toBe('second');
+    expect(readFileSync(join(target, 'x/inner'), 'utf8')).toBe('in');
+    expect(readFileSync(join(target, 'd3/f3'), 'utf8')).toBe('again');
+    expect(readFileSync(join(target, 'd3/f199'), 'utf8')).toBe('v199');
+    expect(readdirSync(join(target, 'd0')).length).toBe(29);
+  });
+
   it('replaces files, symlinks and directories of lower layers without following them', async () => {
     mkdirSync(join(target, 'adir/inner'), { recursive: true });
     const outside = join(base, 'outside.txt');
