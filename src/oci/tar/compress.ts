@@ -125,6 +125,9 @@ parentPort.on('message', (m) => {
 });
 `;
 
+// NOTE: architecture exception, like src/util/libc.ts with koffi: the zstd fallback loads the
+// `zstd-napi` package, but only inside the worker thread and only when no `zstd` CLI is found.
+// It is resolved by name here so that the main thread never loads it.
 let zstdModule: string | undefined;
 function zstdModulePath(): string {
   zstdModule ??= createRequire(import.meta.url).resolve('zstd-napi');

@@ -159,7 +159,12 @@ function applyPax(e: TarEntry, pax: Map<string, Buffer>): void {
         if (k.startsWith('SCHILY.xattr.')) {
           (e.xattrs ??= new Map()).set(k.slice('SCHILY.xattr.'.length), v);
         } else if (k.startsWith('LIBARCHIVE.xattr.')) {
-          const name = decodeURIComponent(k.slice('LIBARCHIVE.xattr.'.length));
+          let name: string;
+          try {
+            name = decodeURIComponent(k.slice('LIBARCHIVE.xattr.'.length));
+          } catch (err) {
+            throw invalid(`pax record ${k} of ${e.path} has a malformed name`, err);
+          }
           (e.xattrs ??= new Map()).set(name, Buffer.from(v.toString('ascii'), 'base64'));
         }
     }
