@@ -6,7 +6,7 @@
  * owner. `--chmod` applies to everything copied. Parent directories COPY creates belong to the
  * `--chown` owner, as in buildkit.
  */
-import { chmod, chown, copyFile, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { createReadStream, type Stats } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -53,8 +53,11 @@ async function contextRoots(context: BuildContext, selected: readonly SelectedSo
   const roots: Root[] = [];
   for (const s of selected) {
     for (const r of s.roots) {
-      const host = join(context.root, r.path);
-      const st = await stat(host); // a root symlink is followed (buildkit FollowSymlinks)
+      // a root symlink is followed (buildkit FollowSymlinks), but only inside the context
+      const host = r.type === 'symlink' ? (await resolveInRoot(context.root, '/' + r.path)).host : join(context.root, r.path);
+      const st = await stat(host).catch((e: unknown) => {
+        throw new BuildError('COPY_FAILED', `${JSON.stringify('/' + r.path)}: not found (a symlink whose target is outside the context or missing)`, { cause: e });
+      });
       const prefix = r.path === '' ? '' : r.path + '/';
       const items = async (): Promise<Item[]> => {
         const out: Item[] = [{ host, rel: '', st }];
@@ -147,6 +150,8 @@ export async function applyCopy(step: CopyStep, destRoot: string, input: CopyInp
   }
   const dest = step.dest.length > 1 ? step.dest.replace(/\/+$/, '') : '/';
   const dirTimes: { host: string; st: Stats }[] = [];
+  /** Hardlinked sources (dev:ino) → where the first was copied: later ones are linked to it, as buildkit does. */
+  const links = new Map<string, string>();
 
   const fileTarget = async (name: string): Promise<string> => {
     if (destIsDir) return posix.join(dest, name);
@@ -183,6 +188,13 @@ export async function applyCopy(step: CopyStep, destRoot: string, input: CopyInp
       return;
     }
     if (!it.st.isFile()) return; // sockets, devices and fifos of a context are skipped
+    const id = `${it.st.dev}:${it.st.ino}`;
+    const first = it.st.nlink > 1 ? links.get(id) : undefined;
+    if (first) {
+      await link(first, host);
+      return;
+    }
+    if (it.st.nlink > 1) links.set(id, host);
     await copyFile(it.host, host);
     await own(host, it.st, false);
     await chmod(host, mode ?? it.st.mode & 0o7777);

@@ -21,6 +21,7 @@ import type { StageGraph } from '../convert/stages.js';
 import { DockerfileError } from '../dockerfile/errors.js';
 import { commitUpper, type CommittedLayer } from '../exec/commit.js';
 import { applyCopy, applyWorkdir, type CopyInput } from '../exec/copy.js';
+import { resolveInRoot } from '../exec/root-path.js';
 import { BuildError } from '../exec/errors.js';
 import type { ActiveSnapshot, ExecMount, Executor, ImageResolver, Snapshotter } from '../exec/types.js';
 import type { ResolvedMount } from '../convert/resolve.js';
@@ -363,7 +364,8 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
       } else if (m.type === 'bind') {
         let source: string;
         if (m.fromSource.kind === 'context') {
-          source = join(o.context.root, posix.normalize('/' + (m.source || '.')));
+          // symlinks are followed only inside the context
+          source = (await resolveInRoot(o.context.root, posix.normalize('/' + (m.source || '.')))).host;
           if (!m.readOnly) {
             // writes to a read-write bind are discarded: give the RUN a private copy
             const d = await mkdtemp(join(tmpdir(), 'tsbuild-bind-'));
@@ -375,7 +377,6 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
           const img = m.fromSource.kind === 'stage' ? (await stageResult(m.fromSource.index)).image : await imageInput(m.fromSource.ref);
           const s = await o.snapshotter.prepare(img, signal);
           held.push(s);
-          const { resolveInRoot } = await import('../exec/root-path.js');
           source = (await resolveInRoot(s.rootfs, m.source || '/')).host;
         }
         mounts.push({ type: 'bind', source, destination: target, readonly: m.readOnly });

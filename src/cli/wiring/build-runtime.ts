@@ -62,6 +62,14 @@ const SECRETS_PARENT = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
 
 const DEFAULT_HOSTS = '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n';
 
+/** Where RUN containers' cgroups and secret dirs go; tests give each store its own. */
+export interface BuildRuntimeOptions {
+  /** Parent of RUN cgroups (relative to the runtime's own cgroup); default `tsbuild-build`. */
+  readonly cgroupParent?: string;
+  /** Name prefix of per-RUN secret directories in /dev/shm; default `tsbuild-secrets-`. */
+  readonly secretsPrefix?: string;
+}
+
 /** A snapshot made by {@link RuntimeSnapshotter}. */
 export interface RuntimeSnapshot extends ActiveSnapshot {
   readonly id: string;
@@ -74,7 +82,7 @@ export class RuntimeSnapshotter implements Snapshotter {
   private layers: SnapshotStore | undefined;
   private reaped = false;
 
-  constructor(private readonly root: string, private readonly log: Logger = nullLogger) {}
+  constructor(private readonly root: string, private readonly log: Logger = nullLogger, private readonly opts: BuildRuntimeOptions = {}) {}
 
   async prepare(image: Image, signal?: AbortSignal): Promise<RuntimeSnapshot> {
     const { SnapshotStore, reapStaleContainers, prepareRootfs, processStartTime } = await runtime();
@@ -87,7 +95,7 @@ export class RuntimeSnapshotter implements Snapshotter {
     const dir = join(this.root, 'containers', id);
     await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
     try {
-      await fsp.writeFile(join(dir, 'owner.json'), JSON.stringify({ pid: process.pid, startTime: processStartTime(process.pid) ?? '', cgroupName: `tsbuild-build/${id}` }));
+      await fsp.writeFile(join(dir, 'owner.json'), JSON.stringify({ pid: process.pid, startTime: processStartTime(process.pid) ?? '', cgroupName: `${this.opts.cgroupParent ?? 'tsbuild-build'}/${id}` }));
       const fs = await prepareRootfs(this.layers, image, dir, signal);
       let released = false;
       return {
@@ -122,7 +130,7 @@ function exitCodeOf(r: { exitCode: number; signal?: string }): number {
 
 /** Runs RUN processes as containers of tsbuild's runtime (native helper, cgroup, default seccomp and capabilities). */
 export class RuntimeExecutor implements Executor {
-  constructor(private readonly root: string, private readonly log: Logger = nullLogger) {}
+  constructor(private readonly root: string, private readonly log: Logger = nullLogger, private readonly opts: BuildRuntimeOptions = {}) {}
 
   async run(snapshot: ActiveSnapshot, req: ExecRequest, io: ProcessIO, signal?: AbortSignal): Promise<ExecResult> {
     const { createCgroupManager, createContainer, specFromImage } = await runtime();
@@ -160,7 +168,7 @@ export class RuntimeExecutor implements Executor {
         else {
           // secrets live in memory only: /dev/shm, removed when the RUN ends
           if (!secretDir) {
-            secretDir = await fsp.mkdtemp(join(SECRETS_PARENT, 'tsbuild-secrets-'));
+            secretDir = await fsp.mkdtemp(join(SECRETS_PARENT, this.opts.secretsPrefix ?? 'tsbuild-secrets-'));
             const d = secretDir;
             cleanups.push(() => fsp.rm(d, { recursive: true, force: true }));
           }
@@ -179,7 +187,7 @@ export class RuntimeExecutor implements Executor {
       };
       const passwd = await readFileInRoot(snap.rootfs, '/etc/passwd');
       const group = await readFileInRoot(snap.rootfs, '/etc/group');
-      const cgroupName = `tsbuild-build/${id}`;
+      const cgroupName = `${this.opts.cgroupParent ?? 'tsbuild-build'}/${id}`;
       const spec = specFromImage(config, {
         id,
         rootfs: snap.rootfs,

@@ -167,4 +167,19 @@ describe.skipIf(!!why)('applyCopy', () => {
     expect(readFileSync(join(r, 'ex/g.txt'), 'utf8')).toBe('G');
     expect(() => lstatSync(join(r, 'ex/skip.log'))).toThrow();
   });
+
+  it('a context symlink is followed only inside the context; hardlinks stay hardlinks', async () => {
+    const ctx = tmp();
+    const outside = tmp();
+    writeFileSync(join(outside, 'host-secret'), 'HOST');
+    symlinkSync(join(outside, 'host-secret'), join(ctx, 'abs-link'));
+    writeFileSync(join(ctx, 'h1'), 'H');
+    const { linkSync } = await import('node:fs');
+    linkSync(join(ctx, 'h1'), join(ctx, 'h2'));
+    const r = rootfs();
+    await expect(copy(r, ctx, { sources: ['abs-link'], dest: '/got' })).rejects.toThrow(/not found/);
+    expect(() => lstatSync(join(r, 'got'))).toThrow();
+    await copy(r, ctx, { sources: ['h1', 'h2'], dest: '/hl/' });
+    expect(lstatSync(join(r, 'hl/h1')).ino).toBe(lstatSync(join(r, 'hl/h2')).ino);
+  });
 });

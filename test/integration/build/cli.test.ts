@@ -139,7 +139,7 @@ describe.skipIf(!!why)('tsbuild build (CLI)', () => {
     expect(r.stderr).toContain('exited with code 3');
     expect(r.stderr).toContain('last words');
     expect((await tsbuildOk(['images'], { root })).stdout).not.toContain('localhost/cli/fail');
-    expect(leftovers(root)).toEqual([]);
+    expect(leftovers(root, { cgroupParent: 'tsbuild-build', secretsPrefix: 'tsbuild-secrets-' })).toEqual([]);
     const bad = await runTsbuild(['build', '--progress', 'bogus', join(CASES, 'fail-run')], { root });
     expect(bad.code).toBe(2);
   }, 120_000);

@@ -6,7 +6,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { build, type BuildResult } from '../../../builder/build.js';
 import { BuildContext } from '../../../builder/context/context.js';
 import { FileBuildCache } from '../../../builder/solver/cache.js';
@@ -69,8 +69,8 @@ export async function runBuild(root: string, store: ImageStore, o: RunBuildOptio
       ...(o.buildArgs ? { buildArgs: o.buildArgs } : {}),
       ...(o.target ? { target: o.target } : {}),
       resolver: new StoreImageResolver(store),
-      snapshotter: new RuntimeSnapshotter(root),
-      executor: new RuntimeExecutor(root),
+      snapshotter: new RuntimeSnapshotter(root, undefined, runtimeOptions(root)),
+      executor: new RuntimeExecutor(root, undefined, runtimeOptions(root)),
       content: store.content,
       cache: new FileBuildCache(root, store.content),
       ...(o.noCache ? { noCache: true } : {}),
@@ -101,19 +101,28 @@ export function stepStates(events: readonly ProgressEvent[]): { cached: string[]
   return { cached, ran };
 }
 
-/** Mounts under `root` and cgroups named tsbuild-build/* (what a build must not leave behind). */
-export function leftovers(root: string): string[] {
+/** Per-store cgroup parent and secret dir prefix, so parallel test files see only their own. */
+export function runtimeOptions(root: string): { cgroupParent: string; secretsPrefix: string } {
+  const tag = basename(root).replace(/[^A-Za-z0-9_-]/g, '');
+  return { cgroupParent: `tsbuild-build-${tag}`, secretsPrefix: `tsbuild-secrets-${tag}-` };
+}
+
+/** Mounts under `root`, the store's RUN cgroups and secret dirs (what a build must not leave behind). */
+export function leftovers(root: string, opts: { cgroupParent?: string; secretsPrefix?: string } = {}): string[] {
   const out: string[] = [];
+  const own = runtimeOptions(root);
+  const cgroupParent = opts.cgroupParent ?? own.cgroupParent;
+  const prefix = opts.secretsPrefix ?? own.secretsPrefix;
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     if (line.includes(root)) out.push(`mount: ${line.split(' ')[4]}`);
   }
   for (const base of ['/sys/fs/cgroup/memory', '/sys/fs/cgroup/pids', '/sys/fs/cgroup/unified', '/sys/fs/cgroup']) {
-    for (const sub of ['tsbuild-build', 'tsbuild/tsbuild-build']) {
+    for (const sub of [cgroupParent, `tsbuild/${cgroupParent}`]) {
       const d = join(base, sub);
       if (existsSync(d)) for (const n of readdirSync(d, { withFileTypes: true })) if (n.isDirectory()) out.push(`cgroup: ${join(d, n.name)}`);
     }
   }
-  if (existsSync('/dev/shm')) for (const n of readdirSync('/dev/shm')) if (n.startsWith('tsbuild-secrets-')) out.push(`secret dir: /dev/shm/${n}`);
+  if (existsSync('/dev/shm')) for (const n of readdirSync('/dev/shm')) if (n.startsWith(prefix)) out.push(`secret dir: /dev/shm/${n}`);
   const containers = join(root, 'containers');
   if (existsSync(containers)) for (const n of readdirSync(containers)) if (/^[0-9a-f]{64}$/.test(n)) out.push(`container dir: ${n}`);
   return out;
