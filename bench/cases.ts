@@ -289,4 +289,5 @@ export const CASES: readonly BenchCase[] = [
     };
   }),
   ...TRANSFER_CASES,
+  ...(await import('./cases-runtime.js')).RUNTIME_CASES,
 ];
