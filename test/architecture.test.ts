@@ -28,6 +28,9 @@ const CORE = ['src/oci', 'src/util'];
 const RULES: readonly Rule[] = [
   // The one place that binds libc (mount, statfs, xattrs, mknod) for the core.
   { area: 'src/util/libc.ts', internal: CORE, packages: ['koffi'] },
+  // zstd-napi, resolved by path and loaded only inside the compression worker thread, when no
+  // zstd CLI is on PATH (zstd-napi's streams block the event loop; notes/dependencies.md §1).
+  { area: 'src/oci/tar/compress.ts', internal: CORE, packages: ['zstd-napi'] },
   { area: 'src/oci', internal: CORE, packages: [] },
   { area: 'src/util', internal: CORE, packages: [] },
   // tweetnacl: nacl secretbox of cosign's encrypted key files (notes/dependencies.md §0).

@@ -67,6 +67,19 @@ function goEnv(gobin: string): NodeJS.ProcessEnv {
   };
 }
 
+/**
+ * Drops Go's build and module caches once the tools are built: only `bin/` is reused, and the
+ * caches (about 12 GB after cosign v2+v3 and trivy) would otherwise fill a small disk.
+ */
+export async function dropGoBuildCaches(): Promise<void> {
+  const go = goBinary();
+  const root = goCacheRoot();
+  if (!go || !(existsSync(join(root, 'cache')) || existsSync(join(root, 'modcache')))) return;
+  await new Promise<void>((resolve) => {
+    execFile(go, ['clean', '-cache', '-modcache'], { env: goEnv(goCacheRoot()), timeout: 10 * 60_000 }, () => resolve());
+  });
+}
+
 function goInstall(go: string, pkg: string, version: string, gobin: string): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile(go, ['install', `${pkg}@${version}`], { env: goEnv(gobin), timeout: 60 * 60_000, maxBuffer: 64 << 20 }, (err, _stdout, stderr) => {
