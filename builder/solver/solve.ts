@@ -261,7 +261,13 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
       } else {
         o.progress?.({ kind: 'step', id, name, state: 'start' });
         const t0 = Date.now();
-        const layer = await limiter.run(() => execute(step, current, input, network, name, id));
+        let layer: CommittedLayer | undefined;
+        try {
+          layer = await limiter.run(() => execute(step, current, input, network, name, id));
+        } catch (e) {
+          o.progress?.({ kind: 'step', id, name, state: 'error' });
+          throw e;
+        }
         rec = { ...(layer ? { layer } : {}), created: epochDate ?? rfc3339(now()) };
         if (o.cache) await o.cache.put(recordKey, rec);
         o.progress?.({ kind: 'step', id, name, state: 'done', ms: Date.now() - t0 });

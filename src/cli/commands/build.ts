@@ -147,6 +147,17 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         const want = parsePlatform(f.platform);
         if (!platformMatches(want, hostPlatform())) throw new UsageError('NOT_SUPPORTED', `--platform ${f.platform}: only the host platform ${formatPlatform(hostPlatform())} can be built`);
       }
+      // tags are checked before anything runs
+      const names = (f.tag ?? []).map((t) => {
+        let r;
+        try {
+          r = parseReference(t);
+        } catch (e) {
+          throw new UsageError('INVALID_ARGUMENT', `invalid tag ${JSON.stringify(t)}`, { cause: e });
+        }
+        if (r.digest) throw new UsageError('INVALID_ARGUMENT', `invalid tag ${JSON.stringify(t)}: a digest reference cannot be a tag`);
+        return formatReference(r);
+      });
       if (output && output.dest === '-' && f.quiet) throw new UsageError('INVALID_ARGUMENT', '-q cannot be combined with an --output to stdout');
 
       const fromStdin = contextArg === '-';
@@ -196,7 +207,6 @@ export function register(cmd: Command, ctx: () => CliContext): void {
           const desc = await store.putImage(res.image);
           const manifest = await res.image.manifest();
           const id = manifest.config.digest;
-          const names = (f.tag ?? []).map((t) => formatReference(parseReference(t)));
           if (output && output.type !== 'image') {
             await writeOutput(output, res.image, desc, store, names, c.stdout);
             progress.finish(`exporting to ${output.type} ${output.dest === '-' ? 'stdout' : output.dest} done`);

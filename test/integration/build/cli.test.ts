@@ -138,6 +138,10 @@ describe.skipIf(!!why)('tsbuild build (CLI)', () => {
     expect(r.stderr).toContain('[3/4] RUN echo "about to fail"');
     expect(r.stderr).toContain('exited with code 3');
     expect(r.stderr).toContain('last words');
+    expect(r.stderr).toMatch(/^#\d+ ERROR$/m);
+    const badTag = await runTsbuild(['build', '-t', 'Bad Tag!', join(CASES, 'fail-run')], { root });
+    expect(badTag.code).toBe(2);
+    expect(badTag.stderr).not.toContain('about to fail');
     expect((await tsbuildOk(['images'], { root })).stdout).not.toContain('localhost/cli/fail');
     expect(leftovers(root, { cgroupParent: 'tsbuild-build', secretsPrefix: 'tsbuild-secrets-' })).toEqual([]);
     const bad = await runTsbuild(['build', '--progress', 'bogus', join(CASES, 'fail-run')], { root });
