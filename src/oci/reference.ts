@@ -148,14 +148,20 @@ export function formatName(r: Pick<Reference, 'registry' | 'repository'>): strin
 /**
  * The short form Docker prints (distribution/reference FamiliarString):
  * `docker.io/library/busybox:latest` → `busybox:latest`, `docker.io/foo/bar` → `foo/bar`;
- * references to other registries are returned in full.
+ * references to other registries are returned in full. Unlike Docker, a Docker Hub repository
+ * whose first component would read as a registry (`docker.io/foo.bar/x`) keeps its `docker.io/`
+ * prefix, so the short form always parses back to the same reference.
  */
 export function familiarName(r: Reference): string {
   let name = formatName(r);
   if (r.registry === DOCKER_HUB) {
-    name = r.repository;
-    if (name.startsWith(OFFICIAL_PREFIX) && !name.slice(OFFICIAL_PREFIX.length).includes('/')) {
-      name = name.slice(OFFICIAL_PREFIX.length);
+    const slash = r.repository.indexOf('/');
+    const first = slash === -1 ? '' : r.repository.slice(0, slash);
+    if (!/[.:]/.test(first) && first !== 'localhost') {
+      name = r.repository;
+      if (name.startsWith(OFFICIAL_PREFIX) && !name.slice(OFFICIAL_PREFIX.length).includes('/')) {
+        name = name.slice(OFFICIAL_PREFIX.length);
+      }
     }
   }
   return `${name}${r.tag !== undefined ? `:${r.tag}` : ''}${r.digest !== undefined ? `@${r.digest}` : ''}`;
