@@ -457,9 +457,11 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
         ...(o.compressionLevel !== undefined ? { level: o.compressionLevel } : {}),
       });
     } catch (e) {
-      if (e instanceof TsbuildError) throw e;
+      if (e instanceof BuildError) throw e;
       if (signal.aborted) throw new BuildError('CANCELED', `${name}: canceled`, { cause: e, step: name });
-      throw new BuildError('STEP_FAILED', `${name}: ${(e as Error).message}`, { cause: e, location: step.location, step: name });
+      // runtime and store errors keep their code in the cause; the message names the step
+      const code = e instanceof TsbuildError ? ` [${e.code}]` : '';
+      throw new BuildError('STEP_FAILED', `${name}: ${(e as Error).message}${code}`, { cause: e, location: step.location, step: name });
     } finally {
       for (const c of cleanup.reverse()) await c().catch(() => undefined);
       for (const s of held.reverse()) await s.release();

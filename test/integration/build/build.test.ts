@@ -206,6 +206,10 @@ describe.skipIf(!!why)('tsbuild build (busybox)', () => {
     expect(url.code).toBe('NOT_SUPPORTED');
     expect(url.message).toContain('https://example.com/x.tar.gz');
     expect(url.location?.line).toBe(3);
+    const user = (await buildCase('missing-copy', { dockerfile: 'FROM localhost/test/busybox:latest\nUSER nosuchuser\nRUN true\n' }).catch((e: unknown) => e)) as BuildError;
+    expect(user).toBeInstanceOf(BuildError);
+    expect(user.message).toContain('[3/3] RUN true');
+    expect(user.message).toContain('nosuchuser');
     const target = (await buildCase('multistage', { target: 'buld' }).catch((e: unknown) => e)) as Error;
     expect(target.message).toMatch(/buld/);
     expect(leftovers(root)).toEqual([]);
