@@ -10,9 +10,9 @@ export interface RemoteOptions extends TransportOptions {
   readonly allPlatforms?: boolean;
   /** Blobs transferred at once (default 4). */
   readonly concurrency?: number;
-  /** Blobs larger than this are uploaded in chunks (PATCH + Content-Range); default 32 MiB. */
+  /** Blobs larger than this are uploaded in chunks (PATCH + Content-Range); default 64 MiB. */
   readonly chunkThreshold?: number;
-  /** Chunk size of chunked uploads (raised to the registry's OCI-Chunk-Min-Length); default 16 MiB. */
+  /** Chunk size of chunked uploads (raised to the registry's OCI-Chunk-Min-Length); default 64 MiB. */
   readonly chunkSize?: number;
   /** Repositories on the same registry to try cross-repository blob mounts from. */
   readonly mountFrom?: readonly string[];

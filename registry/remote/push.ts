@@ -179,7 +179,7 @@ export async function uploadBlob(repo: Repository, src: BlobSource): Promise<voi
   }
   await session.discard();
   let location = uploadLocation(repo, session);
-  const threshold = repo.opts.chunkThreshold ?? 32 << 20;
+  const threshold = repo.opts.chunkThreshold ?? 64 << 20;
   progress?.({ digest: d.digest, state: 'start', done: 0, total: d.size });
   if (d.size <= threshold) {
     const open = progress
@@ -188,7 +188,7 @@ export async function uploadBlob(repo: Repository, src: BlobSource): Promise<voi
     await finish(repo, location, d, open);
   } else {
     const minChunk = Number(session.headers[Headers.OciChunkMinLength] ?? 0) || 0;
-    const chunk = Math.max(repo.opts.chunkSize ?? 16 << 20, minChunk);
+    const chunk = Math.max(repo.opts.chunkSize ?? 64 << 20, minChunk);
     location = await uploadChunks(repo, src, location, chunk);
     await finish(repo, location, d, undefined);
   }
