@@ -1,6 +1,9 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { constants as fsConstants, promises as fsp } from 'node:fs';
-import { availableParallelism, constants as osConstants, release } from 'node:os';
+import { availableParallelism, release } from 'node:os';
 import { join } from 'node:path';
 import type { ImageConfig } from '../src/oci/config.js';
 import { ImageStore } from '../src/oci/store/image-store.js';
@@ -10,11 +13,12 @@ import { cgroupManagerFromPaths, createCgroupManager } from './cgroups/manager.j
 import type { CgroupManager } from './cgroups/types.js';
 import { createContainer, loadContainer, type Container, type ContainerIO } from './container/container.js';
 import { isSameProcess, processStartTime } from './container/state.js';
+import { containerInfo, exitCodeOf, generateName, ownedStatus, readRecord, writeRecord, writeStatus, type ContainerRecord } from './container/records.js';
 import { prepareRootfs, unmount, type PreparedRootfs } from './rootfs/prepare.js';
 import { readFileInRoot } from './rootfs/read-in-root.js';
 import { SnapshotStore } from './rootfs/snapshots.js';
 import { capabilitiesFromMask } from './spec/defaults.js';
-import { RuntimeError } from './spec/errors.js';
+import { RuntimeError, type RuntimeErrorCode } from './errors.js';
 import { specFromImage, type BindMount, type ResourceOptions, type TmpfsMount } from './spec/from-image.js';
 import { parseSeccompProfile, type SeccompProfile } from './seccomp/profile.js';
 
@@ -46,9 +50,15 @@ export interface RunOptions {
   init?: boolean;
   /** Parent of the container's cgroup, relative to the runtime's own cgroup (docker --cgroup-parent). Default `tsbuild`. */
   cgroupParent?: string;
-  /** Accepted; every container is removed when it exits until stopped containers can be listed and removed. */
+  /**
+   * Remove the container when it exits (docker --rm). Unset means remove too (library
+   * callers such as tests); `false` keeps a stopped container listed until `rm`, as docker.
+   */
   rm?: boolean;
-  /** Not supported yet: needs the container commands (ps, logs, stop, rm). */
+  /**
+   * Start the container under a detached monitor process and resolve at once (docker -d):
+   * the monitor writes its output to the json-file log and records its exit.
+   */
   detach?: boolean;
   io?: ContainerIO;
   /** Called once the container's process runs; the caller forwards its signals through `kill`. */
@@ -61,6 +71,10 @@ export interface RunOptions {
 /** The outcome of a run. */
 export interface RunResult {
   id: string;
+  /** The container's name (given or generated). */
+  name: string;
+  /** Detached: the container runs on; exitCode is 0. */
+  detached?: boolean;
   /** The container's exit status; 128+N when killed by signal N (137 after an OOM kill). */
   exitCode: number;
   signal?: string;
@@ -80,13 +94,6 @@ async function hostCapabilities(): Promise<string[] | undefined> {
   return m ? capabilitiesFromMask(m[1]!) : undefined;
 }
 
-function exitCodeOf(r: { exitCode: number; signal?: string }): number {
-  if (r.signal) {
-    const n = (osConstants.signals as Record<string, number>)[r.signal];
-    if (n) return 128 + n;
-  }
-  return r.exitCode;
-}
 
 /** Reserves a container name (O_EXCL file); returns its release function. */
 async function reserveName(root: string, name: string, id: string): Promise<() => Promise<void>> {
@@ -105,7 +112,7 @@ async function reserveName(root: string, name: string, id: string): Promise<() =
     }
     await fsp.writeFile(file, id);
   }
-  return () => fsp.rm(file, { force: true });
+  return () => fsp.rm(file, { force: true }).then(() => undefined);
 }
 
 /** Who runs a container directory: written first, so a crashed run can be recognised and reaped. */
@@ -124,6 +131,11 @@ export async function reapStaleContainers(root: string, log: Logger = nullLogger
   for (const id of ids) {
     if (!/^[0-9a-f]{64}$/.test(id)) continue;
     const cdir = join(dir, id);
+    // a container with a record: a dead owner means it exited (containerInfo records that)
+    if (await readRecord(root, id)) {
+      await containerInfo(root, id).catch((e: unknown) => log.warn(`checking container ${id.slice(0, 12)}: ${(e as Error).message}`));
+      continue;
+    }
     let owner: OwnerRecord | undefined;
     try {
       owner = JSON.parse(await fsp.readFile(join(cdir, 'owner.json'), 'utf8')) as OwnerRecord;
@@ -151,6 +163,61 @@ export async function reapStaleContainers(root: string, log: Logger = nullLogger
   return reaped;
 }
 
+/** Path of the monitor's entry point (built JavaScript next to this module). */
+function monitorMain(): string {
+  return fileURLToPath(new URL('./monitor/main.js', import.meta.url));
+}
+
+/**
+ * Starts the detached monitor of a container whose record and bundle are written, and waits
+ * for its report: resolves once the container runs, rejects with the monitor's error (after
+ * the monitor has exited, so the caller may clean up).
+ */
+async function startMonitor(root: string, id: string, signal?: AbortSignal): Promise<void> {
+  const main = monitorMain();
+  if (!existsSync(main)) throw new RuntimeError('HELPER_NOT_FOUND', `the container monitor ${main} is missing (run npm run build)`);
+  const errLog = await fsp.open(join(root, 'containers', id, 'monitor.log'), 'a');
+  const child = spawn(process.execPath, ['--max-old-space-size=32', '--max-semi-space-size=1', main, root, id], {
+    detached: true, stdio: ['ignore', 'ignore', errLog.fd, 'pipe'], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...(process.env.TSBUILD_HELPER ? { TSBUILD_HELPER: process.env.TSBUILD_HELPER } : {}) },
+  });
+  await errLog.close();
+  const pipe = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const onAbort = () => child.kill('SIGTERM');
+  signal?.addEventListener('abort', onAbort, { once: true });
+  let text = '';
+  try {
+    text = await new Promise<string>((resolve) => {
+      let buf = '';
+      pipe.on('data', (b: Buffer) => {
+        buf += b.toString('utf8');
+        if (buf.includes('\n')) resolve(buf);
+      });
+      pipe.on('end', () => resolve(buf));
+      pipe.on('error', () => resolve(buf));
+      child.once('exit', () => setTimeout(() => resolve(buf), 50));
+    });
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+  let msg: { ok?: boolean; code?: string; message?: string; step?: string; errno?: string } = {};
+  try {
+    msg = JSON.parse(text.split('\n')[0] ?? '') as typeof msg;
+  } catch {
+    /* no report */
+  }
+  if (msg.ok) {
+    pipe.destroy();
+    child.unref();
+    return;
+  }
+  await exited;
+  const log = await fsp.readFile(join(root, 'containers', id, 'monitor.log'), 'utf8').catch(() => '');
+  throw new RuntimeError((msg.code as RuntimeErrorCode | undefined) ?? 'HELPER_FAILED', msg.message ?? `the container monitor ended without a report${log ? `: ${log.trim().split('\n').pop()}` : ''}`, {
+    ...(msg.step ? { step: msg.step } : {}), ...(msg.errno ? { errno: msg.errno } : {}),
+  });
+}
+
 /**
  * Runs an image from the local store like `docker run`: resolves the image, mounts an overlay
  * root over the shared layer snapshots, writes the bundle's config.json (specFromImage),
@@ -160,7 +227,6 @@ export async function reapStaleContainers(root: string, log: Logger = nullLogger
  */
 export async function runImage(opts: RunOptions): Promise<RunResult> {
   const log = opts.logger ?? nullLogger;
-  if (opts.detach) throw new RuntimeError('NOT_SUPPORTED', 'detached containers (-d) are not supported yet');
   const id = randomBytes(32).toString('hex');
 
   // === validate host-side inputs before touching anything
@@ -176,14 +242,15 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
   for (const b of opts.binds ?? []) {
     if (!(await exists(b.source))) throw new RuntimeError('INVALID_MOUNT', `bind mount source path ${b.source} does not exist`);
   }
-  if (opts.io?.terminal) throw new RuntimeError('NOT_SUPPORTED', 'a pseudo-terminal (-t) is not supported yet');
 
   const store = await ImageStore.open(opts.root);
   let config: ImageConfig;
   let image;
+  let imageId: string | undefined;
   try {
     ({ image } = await store.imageFor(opts.image));
     config = await image.config();
+    imageId = await image.configName();
   } catch (e) {
     if (hasCode(e, 'NOT_FOUND')) throw new RuntimeError('INVALID_SPEC', `unable to find image ${opts.image} in the local store`, { cause: e });
     throw e;
@@ -192,20 +259,41 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
   const containerDir = join(opts.root, 'containers', id);
   const cgroupName = `${opts.cgroupParent ?? 'tsbuild'}/${id}`;
   const cleanups: (() => Promise<unknown>)[] = [];
+  // keep: the container ran and stays listed (no --rm); handedOver: a monitor owns it now
+  let keep = false;
+  let handedOver = false;
   let primary: unknown;
   let result: RunResult | undefined;
   try {
     await reapStaleContainers(opts.root, log);
-    if (opts.name) cleanups.push(await reserveName(opts.root, opts.name, id));
+    let name = opts.name;
+    const unlessKept = (f: () => Promise<void>) => async () => { if (!keep && !handedOver) await f(); };
+    if (name) cleanups.push(unlessKept(await reserveName(opts.root, name, id)));
+    else {
+      for (let i = 0; !name; i++) {
+        const n = generateName(i);
+        try {
+          cleanups.push(unlessKept(await reserveName(opts.root, n, id)));
+          name = n;
+        } catch (e) {
+          if (!hasCode(e, 'CONTAINER_EXISTS') || i > 50) throw e;
+        }
+      }
+    }
     await fsp.mkdir(containerDir, { recursive: true, mode: 0o700 });
-    cleanups.push(() => fsp.rm(containerDir, { recursive: true, force: true }));
-    const owner: OwnerRecord = { pid: process.pid, startTime: processStartTime(process.pid) ?? '', cgroupName, ...(opts.name ? { name: opts.name } : {}) };
+    cleanups.push(async () => { if (!keep && !handedOver) await fsp.rm(containerDir, { recursive: true, force: true }); });
+    const owner: OwnerRecord = { pid: process.pid, startTime: processStartTime(process.pid) ?? '', cgroupName, name };
+
     await fsp.writeFile(join(containerDir, 'owner.json'), JSON.stringify(owner));
 
     // === rootfs
     opts.signal?.throwIfAborted();
     const rootfs: PreparedRootfs = await prepareRootfs(new SnapshotStore(opts.root), image, containerDir, opts.signal);
-    cleanups.push(() => rootfs.cleanup());
+    cleanups.push(async () => {
+      if (handedOver) return;
+      if (keep) unmount(rootfs.rootfs);
+      else await rootfs.cleanup();
+    });
     opts.signal?.throwIfAborted();
 
     // === /etc/hosts, /etc/hostname, /etc/resolv.conf (Docker writes them per container)
@@ -254,7 +342,7 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
 
     // === cgroup
     const cgroup: CgroupManager = await createCgroupManager({ name: cgroupName, resources: spec.linux!.resources! });
-    cleanups.push(() => cgroup.remove());
+    cleanups.push(async () => { if (!handedOver) await cgroup.remove(); });
     owner.cgroup = { version: cgroup.version, paths: cgroup.paths() };
     await fsp.writeFile(join(containerDir, 'owner.json'), JSON.stringify(owner));
     await cgroup.create();
@@ -264,20 +352,46 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
       throw new RuntimeError('INVALID_RESOURCE', `applying resource limits to container ${id.slice(0, 12)}`, { cause: e });
     }
 
+    // === the record (ps, logs, inspect): from here on the container is listed
+    const record: ContainerRecord = {
+      id, name, image: opts.image, ...(imageId ? { imageId } : {}), command: spec.process?.args ?? [], env: spec.process?.env ?? [],
+      created: new Date().toISOString(), autoRemove: opts.rm !== false, tty: !!opts.io?.terminal, detached: !!opts.detach, init: !!opts.init,
+      stopSignal: config.config?.StopSignal || 'SIGTERM', cgroupName, cgroup: owner.cgroup, hostname, network: opts.network ?? 'none',
+    };
+    await writeRecord(opts.root, record);
+    await writeStatus(opts.root, id, ownedStatus('created'));
+
     // === run
     opts.signal?.throwIfAborted();
-    const container: Container = await createContainer({ id, bundle: containerDir, stateRoot: join(opts.root, 'run'), cgroup, cgroupName, init: !!opts.init, logger: log, ...(opts.io ? { io: opts.io } : {}) });
-    cleanups.push(() => container.delete({ force: true }));
-    const onAbort = () => void container.kill('SIGKILL').catch(() => undefined);
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      opts.signal?.throwIfAborted();
-      await container.start();
-      opts.onStarted?.((sig) => container.kill(sig));
-      const r = await container.wait();
-      result = { id, exitCode: exitCodeOf(r), ...(r.signal ? { signal: r.signal } : {}) };
-    } finally {
-      opts.signal?.removeEventListener('abort', onAbort);
+    if (opts.detach) {
+      await startMonitor(opts.root, id, opts.signal);
+      handedOver = true;
+      result = { id, name, exitCode: 0, detached: true };
+    } else {
+      const { terminal: _t, ...io } = opts.io ?? {};
+      const container: Container = await createContainer({ id, bundle: containerDir, stateRoot: join(opts.root, 'run'), cgroup, cgroupName, init: !!opts.init, logger: log, io });
+      cleanups.push(() => container.delete({ force: true }));
+      const onAbort = () => void container.kill('SIGKILL').catch(() => undefined);
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        opts.signal?.throwIfAborted();
+        await container.start();
+        const startedAt = new Date().toISOString();
+        const pid = (await container.state()).pid;
+        await writeStatus(opts.root, id, ownedStatus('running', { ...(pid ? { pid } : {}), startedAt }));
+        opts.onStarted?.((sig) => container.kill(sig));
+        const r = await container.wait();
+        result = { id, name, exitCode: exitCodeOf(r), ...(r.signal ? { signal: r.signal } : {}) };
+        if (opts.rm === false) {
+          keep = true;
+          await writeStatus(opts.root, id, {
+            status: 'exited', ...(pid ? { pid } : {}), startedAt, finishedAt: new Date().toISOString(),
+            exitCode: result.exitCode, ...(r.signal ? { signal: r.signal } : {}),
+          });
+        }
+      } finally {
+        opts.signal?.removeEventListener('abort', onAbort);
+      }
     }
   } catch (e) {
     primary = e;

@@ -138,10 +138,10 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .passThroughOptions()
     .argument('<image>', 'image name or id in the local store')
     .argument('[command...]', 'command and arguments (default: the image entrypoint and cmd)')
-    .option('--rm', 'remove the container when it exits (currently always done)')
-    .option('-d, --detach', 'run in the background (not supported yet)')
+    .option('--rm', 'remove the container when it exits (otherwise it stays listed in ps -a until rm)')
+    .option('-d, --detach', 'run in the background under a monitor process and print the container id')
     .option('-i, --interactive', 'keep stdin open')
-    .option('-t, --tty', 'allocate a pseudo-terminal (not supported yet)')
+    .option('-t, --tty', 'allocate a pseudo-terminal')
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect)
     .option('--env-file <file>', 'read environment variables from a file (repeatable)', collect)
     .option('-w, --workdir <dir>', 'working directory inside the container')
@@ -168,7 +168,20 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .action(async (image: string, command: string[], flags: Flags) => {
       const c = ctx();
       const opts = runOptionsFromFlags(c.root, image, command, flags);
+      if (flags.detach && flags.interactive) throw new UsageError('NOT_SUPPORTED', '-d with -i is not supported: a detached container has no stdin (attach is not implemented)');
       const { runImage } = await import('../../../runtime/run.js');
+      if (flags.detach) {
+        try {
+          const r = await runImage({ ...opts, io: { stdin: 'null', terminal: !!flags.tty }, logger: c.logger });
+          c.stdout.write(`${r.id}\n`);
+        } catch (e) {
+          throw withRunStatus(e);
+        }
+        return;
+      }
+      // a terminal container gets our keystrokes raw; the pty in the container does the line editing
+      const raw = !!flags.tty && !!flags.interactive && process.stdin.isTTY && c.stdout.isTTY;
+      if (raw) process.stdin.setRawMode(true);
       const abort = new AbortController();
       let forward: ((s: NodeJS.Signals) => Promise<void>) | undefined;
       const onSignal = (s: NodeJS.Signals) => {
@@ -191,6 +204,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         if (abort.signal.aborted && !(e instanceof ExitStatus)) throw new ExitStatus(130);
         throw withRunStatus(e);
       } finally {
+        if (raw) process.stdin.setRawMode(false);
         for (const s of sigs) process.off(s, onSignal);
       }
     });

@@ -1,0 +1,108 @@
+/**
+ * Docker-style operations on recorded containers (stop, kill, rm, pause, exec): they work
+ * from any process, through the records (records.ts) and the runtime state (container.ts).
+ */
+import { join } from 'node:path';
+import { cgroupManagerFromPaths } from '../cgroups/manager.js';
+import { RuntimeError } from '../errors.js';
+import { readFileInRoot } from '../rootfs/read-in-root.js';
+import { resolveUser } from '../spec/user.js';
+import { execInContainer, loadContainer, type Container, type ContainerIO } from './container.js';
+import { containerInfo, lockRecord, recordPaths, removeRecord, waitExited, type ContainerInfo, type ContainerRecord } from './records.js';
+
+async function infoOf(root: string, id: string): Promise<ContainerInfo> {
+  const i = await containerInfo(root, id);
+  if (!i) throw new RuntimeError('CONTAINER_NOT_FOUND', `no such container: ${id}`);
+  return i;
+}
+
+async function runtimeContainer(root: string, rec: ContainerRecord): Promise<Container> {
+  const cgroup = rec.cgroup ? cgroupManagerFromPaths(rec.cgroupName, rec.cgroup.version, rec.cgroup.paths) : undefined;
+  return loadContainer(join(root, 'run'), rec.id, cgroup ? { cgroup } : {});
+}
+
+function isLive(i: ContainerInfo): boolean {
+  return i.status.status === 'running' || i.status.status === 'paused';
+}
+
+/** Sends a signal to the container's first process (docker kill). INVALID_STATE unless it runs. */
+export async function killContainer(root: string, id: string, signal: NodeJS.Signals | number = 'SIGKILL'): Promise<void> {
+  const i = await infoOf(root, id);
+  if (!isLive(i)) throw new RuntimeError('INVALID_STATE', `container ${i.record.name} is not running`);
+  await (await runtimeContainer(root, i.record)).kill(signal);
+}
+
+/**
+ * docker stop: the image's STOPSIGNAL (or `signal`), SIGKILL after `timeoutSec`, then waits
+ * until the exit is recorded. A container that does not run is left alone.
+ */
+export async function stopContainer(root: string, id: string, opts: { timeoutSec?: number; signal?: string } = {}): Promise<void> {
+  const i = await infoOf(root, id);
+  if (!isLive(i)) return;
+  const c = await runtimeContainer(root, i.record);
+  const timeout = (opts.timeoutSec ?? 10) * 1000;
+  if (timeout > 0) {
+    // a paused container cannot act on its stop signal: it gets SIGKILL, as with docker
+    if (i.status.status === 'running') await c.kill((opts.signal ?? i.record.stopSignal) as NodeJS.Signals).catch(() => undefined);
+    const after = await waitExited(root, id, timeout);
+    if (!after || after.status.status === 'exited') return;
+  }
+  await c.kill('SIGKILL').catch(() => undefined);
+  await waitExited(root, id, 30_000);
+}
+
+/** docker rm: a stopped container, or with `force` a running one (SIGKILL first). */
+export async function removeContainer(root: string, id: string, opts: { force?: boolean } = {}): Promise<void> {
+  let i = await infoOf(root, id);
+  if (i.status.status !== 'exited') {
+    if (!opts.force) throw new RuntimeError('INVALID_STATE', `container ${i.record.name} is ${i.status.status}: stop it before removing it, or force the removal (-f)`);
+    const c = await runtimeContainer(root, i.record);
+    await c.kill('SIGKILL').catch(() => undefined);
+    const after = await waitExited(root, id, 10_000);
+    if (!after) return; // --rm: its monitor removed it
+    i = after;
+  }
+  const release = await lockRecord(root, id);
+  try {
+    await removeRecord(root, i.record);
+  } finally {
+    await release().catch(() => undefined);
+  }
+}
+
+/** docker pause / unpause, through the cgroup freezer. */
+export async function pauseContainer(root: string, id: string, pause: boolean): Promise<void> {
+  const i = await infoOf(root, id);
+  const want = pause ? 'running' : 'paused';
+  if (i.status.status !== want) throw new RuntimeError('INVALID_STATE', `container ${i.record.name} is ${i.status.status}, not ${want}`);
+  const c = await runtimeContainer(root, i.record);
+  await (pause ? c.pause() : c.resume());
+}
+
+/** What `exec` runs. */
+export interface ExecOptions {
+  args: string[];
+  /** KEY=VALUE added to (or replacing in) the container's environment. */
+  env?: string[];
+  cwd?: string;
+  /** docker -u: name|uid[:group|gid], resolved against the container's /etc/passwd and /etc/group. */
+  user?: string;
+  io?: ContainerIO;
+}
+
+/** docker exec: runs a process in every namespace and the cgroup of a running container. */
+export async function execContainer(root: string, id: string, opts: ExecOptions): Promise<{ exitCode: number; signal?: string }> {
+  const i = await infoOf(root, id);
+  if (i.status.status !== 'running') throw new RuntimeError('INVALID_STATE', `container ${i.record.name} is ${i.status.status}, not running`);
+  const env = new Map<string, string>();
+  for (const e of [...i.record.env, ...(opts.env ?? [])]) env.set(e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e);
+  let user: { uid: number; gid: number; additionalGids?: number[] } | undefined;
+  if (opts.user !== undefined) {
+    const rootfs = recordPaths(root, id).rootfs;
+    const u = resolveUser(opts.user, await readFileInRoot(rootfs, '/etc/passwd'), await readFileInRoot(rootfs, '/etc/group'));
+    user = { uid: u.uid, gid: u.gid, ...(u.additionalGids ? { additionalGids: u.additionalGids } : {}) };
+  }
+  return execInContainer(join(root, 'run'), id, {
+    args: opts.args, env: [...env.values()], ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(user ? { user } : {}),
+  }, { ...(opts.io ? { io: opts.io } : {}), init: false });
+}

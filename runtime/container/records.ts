@@ -1,0 +1,278 @@
+/**
+ * Docker-level container records under `<root>/containers/<id>/`: container.json (what was
+ * asked for), status.json (what happened), `<id>-json.log` (output in docker's json-file
+ * format). The OCI runtime state lives apart under `<root>/run/<id>/` (state.ts).
+ */
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { constants as osc } from 'node:os';
+import { cgroupManagerFromPaths } from '../cgroups/manager.js';
+import type { CgroupManager } from '../cgroups/types.js';
+import { RuntimeError } from '../errors.js';
+import { unmount } from '../rootfs/prepare.js';
+import { loadContainer } from './container.js';
+import { isSameProcess, lockContainer, processStartTime, readExit, readState } from './state.js';
+
+/** What a container was created with (never changes after create). */
+export interface ContainerRecord {
+  id: string;
+  name: string;
+  /** The image as the user named it. */
+  image: string;
+  /** The image's config digest. */
+  imageId?: string;
+  /** Entrypoint + cmd as run. */
+  command: string[];
+  env: string[];
+  created: string;
+  /** --rm: remove everything when the container ends. */
+  autoRemove: boolean;
+  tty: boolean;
+  detached: boolean;
+  /** --init: the helper's init is PID 1. */
+  init: boolean;
+  /** The image's STOPSIGNAL (default SIGTERM). */
+  stopSignal: string;
+  cgroupName: string;
+  cgroup?: { version: 1 | 2; paths: Record<string, string> };
+  hostname: string;
+  network: string;
+}
+
+/** Lifecycle of a container record (docker's State.Status). */
+export type RecordStatus = 'created' | 'running' | 'paused' | 'exited';
+
+/** status.json: written by the owner (the monitor of a detached container, else the run command). */
+export interface StatusRecord {
+  status: RecordStatus;
+  /** The process that drives the container while it lives; when it dies, the container is over. */
+  ownerPid?: number;
+  ownerStartTime?: string;
+  pid?: number;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  signal?: string;
+  error?: string;
+}
+
+/** A container as listed: its record and its live status. */
+export interface ContainerInfo {
+  record: ContainerRecord;
+  status: StatusRecord;
+}
+
+const ID_HEX = /^[0-9a-f]{64}$/;
+
+/** Paths of one container's record directory. */
+export function recordPaths(root: string, id: string): { dir: string; record: string; status: string; log: string; rootfs: string; names: string; runState: string } {
+  const dir = join(root, 'containers', id);
+  return {
+    dir, record: join(dir, 'container.json'), status: join(dir, 'status.json'), log: join(dir, `${id}-json.log`),
+    rootfs: join(dir, 'rootfs'), names: join(root, 'containers', 'names'), runState: join(root, 'run'),
+  };
+}
+
+async function writeJson(path: string, v: unknown): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await fsp.writeFile(tmp, `${JSON.stringify(v)}\n`);
+  await fsp.rename(tmp, path);
+}
+
+async function readJson<T>(path: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await fsp.readFile(path, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes container.json. */
+export async function writeRecord(root: string, rec: ContainerRecord): Promise<void> {
+  await writeJson(recordPaths(root, rec.id).record, rec);
+}
+
+/** Writes status.json. */
+export async function writeStatus(root: string, id: string, st: StatusRecord): Promise<void> {
+  await writeJson(recordPaths(root, id).status, st);
+}
+
+/** Reads container.json; undefined for a directory of a run that predates records or is half-made. */
+export async function readRecord(root: string, id: string): Promise<ContainerRecord | undefined> {
+  return readJson<ContainerRecord>(recordPaths(root, id).record);
+}
+
+/** Reads status.json as last written (see {@link containerInfo} for the live one). */
+export async function readStatus(root: string, id: string): Promise<StatusRecord | undefined> {
+  return readJson<StatusRecord>(recordPaths(root, id).status);
+}
+
+/** Status record naming this process as the container's owner. */
+export function ownedStatus(status: RecordStatus, extra: Partial<StatusRecord> = {}): StatusRecord {
+  const st = processStartTime(process.pid);
+  return { status, ownerPid: process.pid, ...(st ? { ownerStartTime: st } : {}), ...extra };
+}
+
+/** Locks a container's record directory (see lockContainer). */
+export function lockRecord(root: string, id: string): Promise<() => Promise<void>> {
+  return lockContainer(join(root, 'containers'), id, 30_000);
+}
+
+function cgroupOf(rec: ContainerRecord): CgroupManager | undefined {
+  return rec.cgroup ? cgroupManagerFromPaths(rec.cgroupName, rec.cgroup.version, rec.cgroup.paths) : undefined;
+}
+
+/**
+ * Releases what a container holds on the host once it no longer runs: kills what is left in
+ * its cgroup, deletes the runtime state (and the cgroup), unmounts the rootfs. Keeps the
+ * record, the log and the upper dir. Idempotent.
+ */
+export async function releaseResources(root: string, rec: ContainerRecord): Promise<void> {
+  const p = recordPaths(root, rec.id);
+  const cg = cgroupOf(rec);
+  if (cg) {
+    await cg.freeze('THAWED').catch(() => undefined);
+    await cg.kill(osc.signals.SIGKILL).catch(() => undefined);
+    for (let i = 0; i < 200; i++) {
+      const pids = await cg.pids().catch(() => [] as number[]);
+      if (!pids.length) break;
+      await sleep(10);
+    }
+  }
+  const c = await loadContainer(p.runState, rec.id, cg ? { cgroup: cg } : {}).catch(() => undefined);
+  if (c) await c.delete({ force: true }).catch(() => undefined);
+  if (cg) await cg.remove().catch(() => undefined);
+  unmount(p.rootfs);
+}
+
+/**
+ * Removes a container entirely: resources, record directory and its name. The caller has
+ * checked that it may (stopped, or force).
+ */
+export async function removeRecord(root: string, rec: ContainerRecord): Promise<void> {
+  const p = recordPaths(root, rec.id);
+  await releaseResources(root, rec);
+  await fsp.rm(p.dir, { recursive: true, force: true });
+  const nameFile = join(p.names, rec.name);
+  if ((await fsp.readFile(nameFile, 'utf8').catch(() => '')).trim() === rec.id) await fsp.rm(nameFile, { force: true });
+}
+
+/** True while the owner of a not-yet-exited container still runs. */
+export function ownerAlive(st: StatusRecord): boolean {
+  return isSameProcess(st.ownerPid, st.ownerStartTime);
+}
+
+/**
+ * The live status of a container. A container whose owner (monitor or run command) died
+ * without recording an exit is over: what is left of it is killed and released, and it is
+ * recorded as exited (137, or what the helper wrote) — never a phantom "running". With
+ * --rm it is then removed and undefined is returned.
+ */
+export async function containerInfo(root: string, id: string): Promise<ContainerInfo | undefined> {
+  const rec = await readRecord(root, id);
+  let st = await readStatus(root, id);
+  if (!rec || !st) return undefined;
+  if (st.status === 'exited') return { record: rec, status: st };
+  if (ownerAlive(st)) {
+    // pause/unpause change the runtime state only
+    const rs = await readState(join(root, 'run'), id).catch(() => undefined);
+    if (st.status === 'running' && rs?.status === 'paused') st = { ...st, status: 'paused' };
+    return { record: rec, status: st };
+  }
+  const release = await lockRecord(root, id).catch(() => undefined);
+  if (!release) return undefined;
+  try {
+    st = await readStatus(root, id);
+    if (!st) return undefined;
+    if (st.status === 'exited' || ownerAlive(st)) return { record: rec, status: st };
+    await releaseResources(root, rec);
+    const exit = await readExit(join(root, 'run'), id);
+    const next: StatusRecord = {
+      status: 'exited', ...(st.pid ? { pid: st.pid } : {}), ...(st.startedAt ? { startedAt: st.startedAt } : {}),
+      finishedAt: new Date().toISOString(), exitCode: exit ? exitCodeOf(exit) : 137,
+      ...(exit?.signal ? { signal: exit.signal } : !exit ? { signal: 'SIGKILL' } : {}),
+      error: 'the container monitor ended unexpectedly',
+    };
+    if (rec.autoRemove) {
+      await removeRecord(root, rec);
+      return undefined;
+    }
+    await writeStatus(root, id, next);
+    return { record: rec, status: next };
+  } finally {
+    await release().catch(() => undefined);
+  }
+}
+
+/** Docker's exit status: 128+N for a death by signal N. */
+export function exitCodeOf(r: { exitCode: number; signal?: string }): number {
+  if (r.signal) {
+    const n = (osc.signals as Record<string, number>)[r.signal];
+    if (n) return 128 + n;
+  }
+  return r.exitCode;
+}
+
+/** Ids of every container record, oldest first. */
+export async function listIds(root: string): Promise<string[]> {
+  const dir = join(root, 'containers');
+  const names = await fsp.readdir(dir).catch(() => [] as string[]);
+  const out: { id: string; created: string }[] = [];
+  for (const n of names) {
+    if (!ID_HEX.test(n)) continue;
+    const rec = await readRecord(root, n);
+    if (rec) out.push({ id: n, created: rec.created });
+  }
+  return out.sort((a, b) => a.created.localeCompare(b.created)).map((x) => x.id);
+}
+
+/** Every container with its live status, newest first. */
+export async function listInfos(root: string): Promise<ContainerInfo[]> {
+  const out: ContainerInfo[] = [];
+  for (const id of (await listIds(root)).reverse()) {
+    const i = await containerInfo(root, id);
+    if (i) out.push(i);
+  }
+  return out;
+}
+
+/**
+ * Resolves a container reference like docker: exact name, full id, or a unique id prefix.
+ * CONTAINER_NOT_FOUND when nothing matches, INVALID_ID when a prefix is ambiguous.
+ */
+export async function resolveContainer(root: string, ref: string): Promise<string> {
+  const name = ref.startsWith('/') ? ref.slice(1) : ref;
+  if (/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) {
+    const byName = (await fsp.readFile(join(root, 'containers', 'names', name), 'utf8').catch(() => '')).trim();
+    if (byName && (await readRecord(root, byName))) return byName;
+  }
+  if (/^[0-9a-f]+$/.test(ref)) {
+    const ids = await listIds(root);
+    const hits = ids.filter((i) => i.startsWith(ref));
+    if (hits.length === 1) return hits[0]!;
+    if (hits.length > 1) throw new RuntimeError('INVALID_ID', `container id prefix ${ref} is ambiguous: it matches ${hits.length} containers`);
+  }
+  throw new RuntimeError('CONTAINER_NOT_FOUND', `no such container: ${ref}`);
+}
+
+/** Waits until a container has exited (or is gone); returns its final info, undefined if removed. */
+export async function waitExited(root: string, id: string, timeoutMs = Infinity): Promise<ContainerInfo | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+    const i = await containerInfo(root, id);
+    if (!i || i.status.status === 'exited') return i;
+    if (Date.now() > deadline) return i;
+    await sleep(delay);
+  }
+}
+
+const ADJECTIVES = ['brave', 'calm', 'eager', 'fancy', 'gentle', 'happy', 'jolly', 'keen', 'lucid', 'merry', 'nifty', 'proud', 'quiet', 'rapid', 'sharp', 'tender', 'upbeat', 'vivid', 'witty', 'zesty'];
+const NOUNS = ['ant', 'bee', 'crane', 'dove', 'eagle', 'falcon', 'gecko', 'heron', 'ibis', 'jay', 'koala', 'lynx', 'moth', 'newt', 'otter', 'panda', 'quail', 'raven', 'swan', 'tiger'];
+
+/** A docker-style generated name (adjective_noun, with a number after many collisions). */
+export function generateName(attempt: number): string {
+  const pick = <T>(a: readonly T[]): T => a[Math.floor(Math.random() * a.length)]!;
+  const base = `${pick(ADJECTIVES)}_${pick(NOUNS)}`;
+  return attempt < 5 ? base : `${base}${Math.floor(Math.random() * 1000)}`;
+}

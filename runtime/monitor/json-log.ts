@@ -1,0 +1,98 @@
+/**
+ * Docker's json-file log driver format: one JSON object per line,
+ * `{"log":"text\n","stream":"stdout"|"stderr","time":"RFC3339Nano"}`. A line longer than
+ * 16 KiB is split (docker does the same); a last line without a newline is written as is.
+ */
+import { promises as fsp } from 'node:fs';
+import type { Readable } from 'node:stream';
+
+/** One log entry. */
+export interface LogEntry {
+  log: string;
+  stream: 'stdout' | 'stderr';
+  time: string;
+}
+
+const MAX_LINE = 16 * 1024;
+
+/** Appends entries of several streams to one json-file log (append-only, one write per entry). */
+export class JsonLogWriter {
+  private chain: Promise<void> = Promise.resolve();
+  private constructor(private readonly fh: fsp.FileHandle) {}
+
+  /** Opens (creates) the log for appending. */
+  static async open(path: string): Promise<JsonLogWriter> {
+    return new JsonLogWriter(await fsp.open(path, 'a', 0o640));
+  }
+
+  private write(stream: 'stdout' | 'stderr', text: string): void {
+    const line = `${JSON.stringify({ log: text, stream, time: new Date().toISOString() })}\n`;
+    this.chain = this.chain.then(() => this.fh.write(line)).then(() => undefined, () => undefined);
+  }
+
+  /** Copies `r` into the log as `stream`, line by line; resolves at its end. */
+  pipe(r: Readable, stream: 'stdout' | 'stderr'): Promise<void> {
+    return new Promise((resolve) => {
+      let pending = '';
+      r.setEncoding('utf8');
+      r.on('data', (chunk: string) => {
+        pending += chunk;
+        for (;;) {
+          const nl = pending.indexOf('\n');
+          if (nl < 0 || nl >= MAX_LINE) break;
+          this.write(stream, pending.slice(0, nl + 1));
+          pending = pending.slice(nl + 1);
+        }
+        while (pending.length >= MAX_LINE) {
+          this.write(stream, pending.slice(0, MAX_LINE));
+          pending = pending.slice(MAX_LINE);
+        }
+      });
+      const end = (): void => {
+        if (pending) this.write(stream, pending);
+        pending = '';
+        resolve();
+      };
+      r.on('end', end);
+      r.on('error', end);
+    });
+  }
+
+  /** Waits for every write and closes the file. */
+  async close(): Promise<void> {
+    await this.chain;
+    await this.fh.close();
+  }
+}
+
+/**
+ * Reads a json-file log from byte `start` up to its last whole line; returns the entries and
+ * the offset after them (a line still being written is left for the next read).
+ */
+export async function readLog(path: string, start = 0): Promise<{ entries: LogEntry[]; end: number }> {
+  const entries: LogEntry[] = [];
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(path, 'r');
+  } catch {
+    return { entries, end: start };
+  }
+  try {
+    const size = (await fh.stat()).size;
+    if (size <= start) return { entries, end: start };
+    const buf = Buffer.alloc(size - start);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, start);
+    const limit = buf.subarray(0, bytesRead).lastIndexOf(0x0a) + 1;
+    for (const l of buf.subarray(0, limit).toString('utf8').split('\n')) {
+      if (!l) continue;
+      try {
+        entries.push(JSON.parse(l) as LogEntry);
+      } catch {
+        /* a damaged line: skip it */
+      }
+    }
+    return { entries, end: start + limit };
+  } finally {
+    await fh.close();
+  }
+}
