@@ -23,9 +23,9 @@ const ROOT = new URL('../..', import.meta.url).pathname;
 /** Longest a single case may take (parse + instructions + convert) on a loaded 2-core machine. */
 const TIME_BOX_MS = 2_000;
 
-function corpus(): string[] {
+function corpus(dirs = ['testdata/dockerfile/parse', 'testdata/dockerfile/parse-negative']): string[] {
   const out: string[] = [];
-  for (const dir of ['testdata/dockerfile/parse', 'testdata/dockerfile/parse-negative']) {
+  for (const dir of dirs) {
     const abs = join(ROOT, dir);
     if (!existsSync(abs)) continue;
     for (const c of readdirSync(abs).sort()) {
@@ -36,8 +36,10 @@ function corpus(): string[] {
   return out;
 }
 const CORPUS = corpus();
+/** The well-formed half of the corpus (testdata/dockerfile/parse). */
+const GOOD = corpus(['testdata/dockerfile/parse']);
 
-const KEYWORDS = ['FROM', 'RUN', 'CMD', 'LABEL', 'MAINTAINER', 'EXPOSE', 'ENV', 'ADD', 'COPY', 'ENTRYPOINT', 'VOLUME', 'USER', 'WORKDIR', 'ARG', 'ONBUILD', 'STOPSIGNAL', 'HEALTHCHECK', 'SHELL', 'from', 'run', 'Copy', 'RUNN'];
+const KEYWORDS = ['FROM', 'FROM', 'RUN', 'RUN', 'CMD', 'LABEL', 'MAINTAINER', 'EXPOSE', 'ENV', 'ENV', 'ADD', 'COPY', 'COPY', 'ENTRYPOINT', 'VOLUME', 'USER', 'WORKDIR', 'ARG', 'ARG', 'ONBUILD', 'STOPSIGNAL', 'HEALTHCHECK', 'SHELL', 'from', 'run', 'Copy', 'RUNN'];
 const FLAGS = [
   '--from=', '--from=0', '--from=builder', '--chown=', '--chown=1:1', '--chmod=', '--chmod=0755', '--chmod=u+x', '--link', '--link=false', '--parents',
   '--exclude=*.md', '--platform=', '--platform=$BUILDPLATFORM', '--platform=linux/arm/v7/x', '--mount=', '--mount=type=cache,target=/c',
@@ -52,12 +54,24 @@ const TOKENS = [
   'AS', ' AS ', 'scratch', 'alpine:3', '@sha256:', ',', ':', '/', '../', '*', '?', '{', '~',
 ];
 
+const anyArgArb = fc.oneof(fc.constantFrom(...TOKENS), fc.string({ maxLength: 8 }), fc.string({ unit: 'grapheme', maxLength: 4 }));
+/** Arguments without line breaks: the instruction stays one instruction. */
+const lineArgArb = fc.oneof(
+  fc.constantFrom(...TOKENS.filter((t) => !/[\r\n\0]/.test(t))),
+  fc.stringMatching(/^[a-zA-Z0-9_./:=$@{}-]{1,10}$/),
+  fc.string({ unit: 'grapheme', maxLength: 4 }).map((g) => g.replace(/[\r\n]/g, ' ')),
+);
+
 /** A random instruction line (or block with a heredoc). */
-const instructionArb: fc.Arbitrary<string> = fc
+const instructionArb: fc.Arbitrary<string> = instructionOf(anyArgArb, KEYWORDS);
+const lineInstructionArb: fc.Arbitrary<string> = instructionOf(lineArgArb, KEYWORDS.filter((k) => k === k.toUpperCase() && k !== 'RUNN'));
+
+function instructionOf(argArb: fc.Arbitrary<string>, keywords: readonly string[]): fc.Arbitrary<string> {
+  return fc
   .tuple(
-    fc.constantFrom(...KEYWORDS),
-    fc.array(fc.constantFrom(...FLAGS), { maxLength: 3 }),
-    fc.array(fc.oneof(fc.constantFrom(...TOKENS), fc.string({ maxLength: 8 }), fc.string({ unit: 'grapheme', maxLength: 4 })), { maxLength: 8 }),
+    fc.constantFrom(...keywords),
+    fc.oneof({ weight: 3, arbitrary: fc.constant([] as string[]) }, { weight: 1, arbitrary: fc.array(fc.constantFrom(...FLAGS), { minLength: 1, maxLength: 3 }) }),
+    fc.array(argArb, { maxLength: 8 }),
     fc.option(fc.tuple(fc.constantFrom('EOF', 'EOT', '"END"', "'X'", '-EOF', 'E\\OF'), fc.array(fc.string({ maxLength: 10 }), { maxLength: 4 }), fc.boolean()), { nil: undefined }),
   )
   .map(([kw, flags, args, heredoc]) => {
@@ -69,6 +83,7 @@ const instructionArb: fc.Arbitrary<string> = fc
     }
     return s + '\n';
   });
+}
 
 type Mutation =
   | { kind: 'insert'; at: number; text: string }
@@ -132,7 +147,15 @@ function mutate(base: string, ops: readonly Mutation[]): string {
   return s;
 }
 
+/** Line-wise edits only: mostly still well-formed, so the later stages (instructions, convert) get exercised. */
+const gentleMutationArb: fc.Arbitrary<Mutation> = fc.oneof(
+  fc.record({ kind: fc.constant('splice' as const), at: fc.nat(), from: fc.nat(), line: fc.nat() }),
+  fc.record({ kind: fc.constant('instruction' as const), at: fc.nat(), text: lineInstructionArb }),
+  fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), text: fc.constantFrom('$A', '${A:-x}', '${B:+$A}', ' ', '\\\n', 'x', '"', '--link ', '1') }),
+);
+
 const dockerfileArb: fc.Arbitrary<string> = fc.oneof(
+  { weight: 5, arbitrary: fc.tuple(fc.constantFrom(...GOOD), fc.array(gentleMutationArb, { minLength: 1, maxLength: 3 })).map(([b, ops]) => mutate(b, ops)) },
   { weight: 6, arbitrary: fc.tuple(fc.constantFrom(...CORPUS), fc.array(mutationArb, { minLength: 1, maxLength: 6 })).map(([b, ops]) => mutate(b, ops)) },
   { weight: 3, arbitrary: fc.array(instructionArb, { minLength: 1, maxLength: 8 }).map((ls) => ls.join('')) },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 200 }) },
