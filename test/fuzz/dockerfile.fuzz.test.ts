@@ -181,11 +181,26 @@ function expectLocated(e: unknown, text: string, stage: string): void {
 }
 
 /** Whole-file errors of the converter that buildkit also reports without a line. */
-const UNLOCATED_CONVERT_DETAILS = [/^dockerfile contains no stages to build$/];
+const UNLOCATED_CONVERT_DETAILS = [/^dockerfile contains no stages to build$/, /^target stage .* could not be found$/];
 
 const PLATFORM = { os: 'linux', architecture: 'amd64' } as const;
 
-async function checkDockerfile(text: string): Promise<void> {
+/** What the base image and the command line contribute: ONBUILD triggers, build args, a target. */
+interface BuildInputs {
+  onBuild: string[];
+  buildArgs: Record<string, string>;
+  target?: string;
+}
+const buildInputsArb: fc.Arbitrary<BuildInputs> = fc.record(
+  {
+    onBuild: fc.oneof({ weight: 3, arbitrary: fc.constant([] as string[]) }, { weight: 1, arbitrary: fc.array(fc.oneof(lineInstructionArb.map((l) => l.replace(/\n$/, '')), fc.constantFrom('FROM x', 'ONBUILD RUN x', 'RUN a\nRUN b', '', 'COPY --from=0 a b')), { maxLength: 3 }) }),
+    buildArgs: fc.dictionary(fc.constantFrom('A', 'B', 'HTTP_PROXY', 'BUILDPLATFORM', 'TARGETOS', 'x y', ''), fc.constantFrom('x y', '$A', '${B:-z}', '', 'linux/arm64', '\\')),
+    target: fc.constantFrom('builder', 'base', 'final', 's0', '0', 'nope'),
+  },
+  { requiredKeys: ['onBuild', 'buildArgs'] },
+);
+
+async function checkDockerfile(text: string, inputs: BuildInputs = { onBuild: [], buildArgs: { A: 'x y', HTTP_PROXY: 'p' } }): Promise<void> {
   const started = performance.now();
   let parsed;
   try {
@@ -197,7 +212,11 @@ async function checkDockerfile(text: string): Promise<void> {
   }
   expect(Array.isArray(parsed.stages)).toBe(true);
   try {
-    await convertDockerfile(text, { targetPlatform: PLATFORM, buildPlatform: PLATFORM, buildArgs: { A: 'x y', HTTP_PROXY: 'p' } }, async () => ({ Env: ['PATH=/bin', 'B=$A'], WorkingDir: 'rel', User: '1' }));
+    await convertDockerfile(
+      text,
+      { targetPlatform: PLATFORM, buildPlatform: PLATFORM, buildArgs: inputs.buildArgs, ...(inputs.target !== undefined ? { target: inputs.target } : {}) },
+      async () => ({ Env: ['PATH=/bin', 'B=$A'], WorkingDir: 'rel', User: '1', ...(inputs.onBuild.length ? { OnBuild: inputs.onBuild } : {}) }),
+    );
   } catch (e) {
     if (!(e instanceof DockerfileError)) throw new Error(`convert threw a non-DockerfileError: ${(e as Error)?.stack ?? String(e)}`);
     if (e.location || !UNLOCATED_CONVERT_DETAILS.some((r) => r.test(e.detail))) expectLocated(e, text, 'convert');
@@ -214,7 +233,7 @@ describe('fuzz: Dockerfile front end', () => {
   it(
     'parse → instructions → convert throws only located DockerfileErrors and stays within the time box',
     async () => {
-      await fc.assert(fc.asyncProperty(dockerfileArb, checkDockerfile), fuzzParams(2500, 0.6));
+      await fc.assert(fc.asyncProperty(dockerfileArb, buildInputsArb, checkDockerfile), fuzzParams(5000, 0.6));
     },
     fuzzTimeout(),
   );
@@ -241,7 +260,7 @@ describe('fuzz: Dockerfile front end', () => {
           const ms = performance.now() - started;
           if (ms > TIME_BOX_MS) throw new Error(`expansion took ${ms.toFixed(0)} ms`);
         }),
-        fuzzParams(5000, 0.4),
+        fuzzParams(8000, 0.4),
       );
     },
     fuzzTimeout(),
