@@ -139,6 +139,14 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
   o.signal?.addEventListener('abort', onAbort, { once: true });
   const signal = abort.signal;
 
+  // the target and the stages it is built FROM end up in the image
+  const exported = new Set<number>();
+  for (let i: number | undefined = o.build.target.index; i !== undefined; ) {
+    exported.add(i);
+    const b: ResolvedStage['base'] | undefined = o.build.stages.get(i)?.base;
+    i = b?.kind === 'stage' ? b.index : undefined;
+  }
+
   const stageResult = (index: number): Promise<StageResult> => {
     let p = stages.get(index);
     if (!p) {
@@ -245,9 +253,15 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
       key = cacheKey(key, op, inputs);
 
       const skip = o.noCache || (o.noCacheStages?.has(rs.name) ?? false) || (o.noCacheStages?.has(rs.displayName) ?? false);
-      // layers of another compression are other blobs: they get their own records (the key chain stays content-based)
-      const recordKey = !o.compression || o.compression === 'gzip' ? key : sha256(`${key}\n${o.compression}`);
+      // Layers of another compression are other blobs: they get their own records (the key chain
+      // stays content-based). Stages that only feed COPY --from or mounts never reach the image:
+      // their layers are stored uncompressed (no gzip on the way in or out), and they may reuse
+      // a compressed record.
+      const compression: Compression = exported.has(rs.index) ? o.compression ?? 'gzip' : 'none';
+      const recordKeyOf = (c: Compression) => (c === 'gzip' ? key : sha256(`${key}\n${c}`));
+      const recordKey = recordKeyOf(compression);
       let rec: CacheRecord | undefined = skip || !o.cache ? undefined : await o.cache.get(recordKey);
+      if (!rec && !skip && o.cache && compression === 'none') rec = await o.cache.get(recordKeyOf(o.compression ?? 'gzip'));
       if (o.trail) {
         const identity = `${o.graph.options.file ?? 'Dockerfile'}\n${rs.displayName}\n${i}`;
         const now = { key, parent: parentKey, op, inputs };
@@ -263,7 +277,7 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
         const t0 = Date.now();
         let layer: CommittedLayer | undefined;
         try {
-          layer = await limiter.run(() => execute(step, current, input, network, name, id));
+          layer = await limiter.run(() => execute(step, current, input, network, name, id, compression));
         } catch (e) {
           o.progress?.({ kind: 'step', id, name, state: 'error' });
           throw e;
@@ -393,7 +407,7 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
     return { mounts, env };
   }
 
-  async function execute(step: RunStep | CopyStep | Extract<Step, { kind: 'WORKDIR' }>, parent: Image, input: CopyInput | undefined, network: string, name: string, id: string): Promise<CommittedLayer | undefined> {
+  async function execute(step: RunStep | CopyStep | Extract<Step, { kind: 'WORKDIR' }>, parent: Image, input: CopyInput | undefined, network: string, name: string, id: string, compression: Compression): Promise<CommittedLayer | undefined> {
     signal.throwIfAborted();
     const snap = await o.snapshotter.prepare(parent, signal);
     const held: ActiveSnapshot[] = [snap];
@@ -453,8 +467,8 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
         runtimePaths,
         excludeEtcFiles: step.kind === 'RUN',
         ...(o.sourceDateEpoch !== undefined ? { sourceDateEpoch: o.sourceDateEpoch } : {}),
-        ...(o.compression ? { compression: o.compression } : {}),
-        ...(o.compressionLevel !== undefined ? { level: o.compressionLevel } : {}),
+        compression,
+        ...(o.compressionLevel !== undefined && compression !== 'none' ? { level: o.compressionLevel } : {}),
       });
     } catch (e) {
       if (e instanceof BuildError) throw e;

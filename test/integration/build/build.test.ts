@@ -121,6 +121,11 @@ describe.skipIf(!!why)('tsbuild build (busybox)', () => {
     const names = events.filter((e) => e.kind === 'step').map((e) => (e as { name: string }).name);
     expect(names.some((n) => n.includes('must not run'))).toBe(false);
     expect(names.some((n) => n.startsWith('[build 2/2] RUN'))).toBe(true);
+    // layers of the image are gzip; stages that only feed COPY --from keep theirs uncompressed
+    for (const l of (await result.image.manifest()).layers) expect(l.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+gzip');
+    const { readdirSync: rd } = await import('node:fs');
+    const records = rd(join(root, 'buildcache')).filter((n) => n.endsWith('.json')).map((n) => JSON.parse(readFileSync(join(root, 'buildcache', n), 'utf8')) as { layer?: { descriptor: { mediaType: string } } });
+    expect(records.some((r) => r.layer?.descriptor.mediaType === 'application/vnd.oci.image.layer.v1.tar')).toBe(true);
   }, 60_000);
 
   it('ONBUILD triggers of a base run in the child (with the child context); HEALTHCHECK, VOLUME, ENTRYPOINT kept', async () => {
