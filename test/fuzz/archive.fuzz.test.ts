@@ -82,7 +82,8 @@ function mutateJson(text: Buffer, muts: readonly JsonMut[]): Buffer {
   } catch {
     return text;
   }
-  for (const m of muts) {
+  for (const m0 of muts) {
+    const m = { ...m0, value: structuredClone(m0.value) };
     let parent: Record<string | number, unknown> | undefined;
     let key: string | number | undefined;
     let cur: unknown = doc;

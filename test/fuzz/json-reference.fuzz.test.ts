@@ -90,7 +90,9 @@ const mutArb: fc.Arbitrary<Mut> = fc.record({
 /** Applies a mutation to a deep copy: walks `path` (indices into the keys/elements at each level), then edits there. */
 function mutateDoc(doc: Json, muts: readonly Mut[]): Json {
   let root: Json = JSON.parse(JSON.stringify(doc));
-  for (const m of muts) {
+  for (const m0 of muts) {
+    // generated values may be shared constants: never edit them in place
+    const m = { ...m0, value: structuredClone(m0.value) };
     let parentObj: Record<string, Json> | Json[] | undefined;
     let parentKey: string | number | undefined;
     let cur: Json = root;
