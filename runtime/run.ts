@@ -121,8 +121,9 @@ interface OwnerRecord { pid: number; startTime: string; cgroupName: string; cgro
 /**
  * Removes what runs that died without cleaning up (SIGKILL, power loss) left behind: for each
  * `<root>/containers/<id>` whose owner process is gone, unmounts the rootfs, removes the cgroup
- * (killing leftovers), the container state and the directory, and frees its name. Best effort;
- * returns the ids reaped.
+ * (killing leftovers), the container state and the directory, and frees its name. A container
+ * with a record (container.json) is instead marked exited (see containerInfo), and removed
+ * only when it was started with --rm. Best effort; returns the ids removed.
  */
 export async function reapStaleContainers(root: string, log: Logger = nullLogger): Promise<string[]> {
   const dir = join(root, 'containers');
@@ -133,7 +134,12 @@ export async function reapStaleContainers(root: string, log: Logger = nullLogger
     const cdir = join(dir, id);
     // a container with a record: a dead owner means it exited (containerInfo records that)
     if (await readRecord(root, id)) {
-      await containerInfo(root, id).catch((e: unknown) => log.warn(`checking container ${id.slice(0, 12)}: ${(e as Error).message}`));
+      try {
+        // undefined: an --rm container whose owner died, now removed
+        if (!(await containerInfo(root, id))) reaped.push(id);
+      } catch (e) {
+        log.warn(`checking container ${id.slice(0, 12)}: ${(e as Error).message}`);
+      }
       continue;
     }
     let owner: OwnerRecord | undefined;

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
+import { RuntimeError } from '../../../runtime/errors.js';
 
 /** `tsbuild wait CONTAINER...`: blocks until each exits and prints its exit code. */
 export function register(cmd: Command, ctx: () => CliContext): void {
@@ -10,8 +11,9 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       const { resolveContainer, waitExited } = await import('../../../runtime/container/records.js');
       for (const ref of refs) {
         const i = await waitExited(c.root, await resolveContainer(c.root, ref));
-        // a --rm container is gone once it exited; its code is not kept
-        c.stdout.write(`${i?.status.exitCode ?? 0}\n`);
+        // a --rm container is gone once it exited, and its exit code with it
+        if (!i) throw new RuntimeError('CONTAINER_NOT_FOUND', `container ${ref} was removed on exit (--rm), so its exit code is not known`);
+        c.stdout.write(`${i.status.exitCode ?? 255}\n`);
       }
     });
 }
