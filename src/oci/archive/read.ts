@@ -178,17 +178,26 @@ function resolveMember(members: Map<string, Member>, path: string, what: string)
   throw new ContentError('INVALID_ARCHIVE', `${what}: member ${path} is missing`);
 }
 
-function parseJson<T>(b: Buffer, where: string): T {
+/** Parses a metadata member that must hold a JSON object or array (never null or a scalar). */
+function parseJson<T extends object>(b: Buffer, where: string): T {
+  let v: unknown;
   try {
-    return JSON.parse(b.toString('utf8')) as T;
+    v = JSON.parse(b.toString('utf8'));
   } catch (e) {
     throw new ContentError('INVALID_ARCHIVE', `parsing ${where}`, { cause: e });
   }
+  if (typeof v !== 'object' || v === null) throw new ContentError('INVALID_ARCHIVE', `${where}: not a JSON object or array`);
+  return v as T;
 }
 
-function normaliseNames(tags: readonly string[] | null | undefined): string[] {
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function normaliseNames(tags: unknown): string[] {
   const out: string[] = [];
-  for (const t of tags ?? []) {
+  for (const t of Array.isArray(tags) ? tags : []) {
+    if (typeof t !== 'string') continue;
     try {
       const n = formatReference(parseReference(t));
       if (!out.includes(n)) out.push(n);
@@ -229,6 +238,7 @@ async function fromIndexJson(
   if (dm) {
     const list = parseJson<DockerArchiveManifestEntry[]>(dm, `manifest.json in ${what}`);
     for (const item of Array.isArray(list) ? list : []) {
+      if (!isObject(item)) continue;
       const names = normaliseNames(item.RepoTags);
       if (!names.length || typeof item.Config !== 'string') continue;
       const cfg = members.get(normalise(item.Config));
@@ -239,7 +249,7 @@ async function fromIndexJson(
       for (const e of entries) {
         if (!isImageManifest(e.descriptor.mediaType)) continue;
         const m = parseJson<ImageManifest>(await dst.read(e.descriptor.digest, MAX_MANIFEST_BYTES), `manifest ${e.descriptor.digest}`);
-        if (m.config?.digest === cfg.digest) {
+        if (isObject(m) && isObject(m.config) && m.config.digest === cfg.digest) {
           e.names.push(...missing);
           break;
         }
@@ -262,7 +272,7 @@ async function fromLegacyManifest(
   if (!Array.isArray(list)) throw new ContentError('INVALID_ARCHIVE', `${what}: manifest.json is not an array`);
   const images: LayoutEntry[] = [];
   for (const item of list) {
-    if (typeof item?.Config !== 'string' || !Array.isArray(item.Layers)) throw new ContentError('INVALID_ARCHIVE', `${what}: malformed manifest.json entry ${JSON.stringify(item)}`);
+    if (!isObject(item) || typeof item.Config !== 'string' || !Array.isArray(item.Layers) || !item.Layers.every((l) => typeof l === 'string')) throw new ContentError('INVALID_ARCHIVE', `${what}: malformed manifest.json entry ${JSON.stringify(item)}`);
     // === config
     const cfgPath = normalise(item.Config);
     let cfgBytes = meta.get(cfgPath);
@@ -271,7 +281,8 @@ async function fromLegacyManifest(
       cfgBytes = await dst.read(b.digest, MAX_META_BYTES);
     }
     const config = parseJson<ImageConfig>(cfgBytes, `${cfgPath} in ${what}`);
-    const diffIds = config.rootfs?.diff_ids ?? [];
+    if (!isObject(config)) throw new ContentError('INVALID_CONFIG', `${what}: ${cfgPath} is not a JSON object`);
+    const diffIds: unknown = isObject(config.rootfs) ? (config.rootfs.diff_ids ?? []) : [];
     if (!Array.isArray(diffIds) || diffIds.length !== item.Layers.length) {
       throw new ContentError('INVALID_ARCHIVE', `${what}: ${cfgPath} lists ${Array.isArray(diffIds) ? diffIds.length : 0} diff_ids but manifest.json lists ${item.Layers.length} layers`);
     }

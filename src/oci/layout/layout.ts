@@ -63,7 +63,7 @@ export function parseIndexJson(raw: string, where: string): IndexManifest {
   } catch (e) {
     throw new ContentError('INVALID_ARCHIVE', `parsing ${where}`, { cause: e });
   }
-  if (index.schemaVersion !== 2 || !Array.isArray(index.manifests)) {
+  if (typeof index !== 'object' || index === null || index.schemaVersion !== 2 || !Array.isArray(index.manifests)) {
     throw new ContentError('INVALID_ARCHIVE', `${where}: not an image index (schemaVersion 2 with manifests)`);
   }
   for (const m of index.manifests) {
