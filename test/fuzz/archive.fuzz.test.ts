@@ -266,7 +266,7 @@ describe('fuzz: docker-archive and OCI archive reading', () => {
             }
           },
         ),
-        fuzzParams(150, 1),
+        fuzzParams(200, 1),
       );
     },
     fuzzTimeout(120_000),

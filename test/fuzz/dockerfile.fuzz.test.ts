@@ -233,7 +233,7 @@ describe('fuzz: Dockerfile front end', () => {
   it(
     'parse → instructions → convert throws only located DockerfileErrors and stays within the time box',
     async () => {
-      await fc.assert(fc.asyncProperty(dockerfileArb, buildInputsArb, checkDockerfile), fuzzParams(5000, 0.6));
+      await fc.assert(fc.asyncProperty(dockerfileArb, buildInputsArb, checkDockerfile), fuzzParams(8000, 0.6));
     },
     fuzzTimeout(),
   );

@@ -169,7 +169,7 @@ describe('fuzz: manifest, index, config and descriptor validation', () => {
     it(
       `${c.name}: a typed result or a ContentError ${c.codes.join('/')}, never a TypeError`,
       () => {
-        fc.assert(fc.property(docArb(c.base), (j) => check(c.fn, j, c.codes, c.name)), fuzzParams(1500, 0.1));
+        fc.assert(fc.property(docArb(c.base), (j) => check(c.fn, j, c.codes, c.name)), fuzzParams(2500, 0.1));
       },
       fuzzTimeout(),
     );
@@ -194,7 +194,7 @@ describe('fuzz: manifest, index, config and descriptor validation', () => {
             expect(typeof l.mediaType).toBe('string');
           }
         }),
-        fuzzParams(1500, 0.1),
+        fuzzParams(2500, 0.1),
       );
     },
     fuzzTimeout(),
@@ -246,7 +246,7 @@ describe('fuzz: reference parsing', () => {
           expect(parseReference(familiarName(r))).toEqual(r);
           expect(r.repository).toBe(r.repository.toLowerCase());
         }),
-        fuzzParams(5000, 0.4),
+        fuzzParams(10000, 0.4),
       );
     },
     fuzzTimeout(),

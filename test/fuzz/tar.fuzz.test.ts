@@ -379,7 +379,7 @@ describe('fuzz: layer tar reader and extractor', () => {
           const after = snapshot(parent, 'target');
           expect(after).toEqual(before);
         }),
-        fuzzParams(200, 0.5),
+        fuzzParams(500, 0.5),
       );
     },
     fuzzTimeout(120_000),
@@ -405,7 +405,7 @@ describe('fuzz: layer tar reader and extractor', () => {
             if (!(e instanceof ContentError)) throw new Error(`readTar threw a non-ContentError: ${describeError(e)}`);
           }
         }),
-        fuzzParams(1500, 0.5),
+        fuzzParams(2000, 0.5),
       );
     },
     fuzzTimeout(120_000),
