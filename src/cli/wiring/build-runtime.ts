@@ -199,10 +199,8 @@ export class RuntimeExecutor implements Executor {
         hostCpus: availableParallelism(),
         network: req.network,
         seccomp: 'default',
-        // NOTE: the helper loads the seccomp filter after switching to the user; without
-        // no_new_privs a non-root user cannot load it (ECANCELED). Until the helper loads it
-        // before set_user (as runc does), non-root RUNs get no_new_privs.
-        noNewPrivileges: !/^(|root|0)(:.*)?$/.test(req.user),
+        // Like BuildKit: RUN steps keep setuid semantics (no no_new_privs), whatever the user.
+        noNewPrivileges: false,
         kernelRelease: release(),
         cgroupsPath: cgroupName,
         onWarning: (w) => this.log.debug(w),
