@@ -400,6 +400,12 @@ function dispatch(cmd: string, rest: string, d: Directives): LineResult {
       return { args: rest === '' ? [] : [rest], json: false };
     case 'onbuild': {
       if (rest === '') return { args: [], json: false };
+      // ONBUILD ONBUILD fails when the instructions are typed; a longer chain fails here, before
+      // the recursion below grows with it (a long enough chain overflowed the stack)
+      const inner = splitCommand(rest, d);
+      if (inner.cmd.toLowerCase() === 'onbuild' && splitCommand(inner.args, d).cmd.toLowerCase() === 'onbuild') {
+        throw new DockerfileError('INVALID_INSTRUCTION', "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed", { text: inner.cmd });
+      }
       const sub = nodeFromLine(rest, d, []);
       return { args: [], json: false, sub };
     }
