@@ -1,4 +1,4 @@
-import { constants, promises as fsp } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmdirSync, writeSync } from 'node:fs';
 
 /**
  * The file operations a cgroup manager performs. Every kernel side effect of the cgroup code
@@ -19,20 +19,25 @@ export interface CgroupFs {
   readdir(path: string): Promise<string[]>;
 }
 
-/** The real cgroupfs. Writes open with O_WRONLY|O_TRUNC and no O_CREAT, as the kernel expects. */
+/**
+ * The real cgroupfs. Writes open with O_WRONLY|O_TRUNC and no O_CREAT, as the kernel expects.
+ * The calls are synchronous under the promise interface: a cgroupfs operation is an in-kernel
+ * update of a few microseconds, far less than a round trip through libuv's thread pool (which
+ * dominated container start-up with a dozen v1 hierarchies). Errors still arrive as rejections.
+ */
 export const nodeCgroupFs: CgroupFs = {
-  read: (p) => fsp.readFile(p, 'utf8'),
+  read: async (p) => readFileSync(p, 'utf8'),
   async write(p, v) {
-    const fh = await fsp.open(p, constants.O_WRONLY | constants.O_TRUNC);
+    const fd = openSync(p, constants.O_WRONLY | constants.O_TRUNC);
     try {
-      await fh.write(v);
+      writeSync(fd, v);
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   },
-  exists: (p) => fsp.access(p).then(() => true, () => false),
-  mkdirp: (p) => fsp.mkdir(p, { recursive: true }),
-  rmdir: (p) => fsp.rmdir(p),
-  realpath: (p) => fsp.realpath(p),
-  readdir: (p) => fsp.readdir(p),
+  exists: async (p) => existsSync(p),
+  mkdirp: async (p) => mkdirSync(p, { recursive: true }),
+  rmdir: async (p) => rmdirSync(p),
+  realpath: async (p) => realpathSync(p),
+  readdir: async (p) => readdirSync(p),
 };

@@ -82,7 +82,7 @@ export async function prepareRootfs(snapshots: SnapshotStore, image: Image, cont
       unmount(plan.target);
       mounted = false;
     }
-    for (const d of [plan.target, plan.upper, plan.work, join(containerDir, 'l'), join(containerDir, 'empty')]) await rm(d, { recursive: true, force: true });
+    await Promise.all([plan.target, plan.upper, plan.work, join(containerDir, 'l'), join(containerDir, 'empty')].map((d) => rm(d, { recursive: true, force: true })));
   };
   try {
     await mountOverlay(plan);
