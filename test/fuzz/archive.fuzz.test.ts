@@ -27,6 +27,7 @@ import { ContentError } from '../../src/util/errors.js';
 import { readAll } from '../../src/util/streams.js';
 import { smallImage } from '../src/oci/store/fixtures.js';
 import { fuzzParams, fuzzTimeout } from './budget.js';
+import { assertNoInternalCause } from './internal.js';
 
 const TIME_BOX_MS = 15_000;
 
@@ -251,6 +252,7 @@ describe('fuzz: docker-archive and OCI archive reading', () => {
             expect(fsck.bad).toEqual([]);
             if (failed !== undefined) {
               if (!(failed instanceof ContentError)) throw new Error(`readArchiveStream threw a non-ContentError: ${(failed as Error)?.stack ?? String(failed)}`);
+              assertNoInternalCause(failed, 'readArchiveStream');
               expect(await blobList(dst)).toEqual(baseline);
               return;
             }

@@ -16,6 +16,7 @@ import { familiarName, formatReference, parseReference } from '../../src/oci/ref
 import { validateConfig, validateDescriptor, validateIndex, validateManifest } from '../../src/oci/validate.js';
 import { ContentError } from '../../src/util/errors.js';
 import { fuzzParams, fuzzTimeout } from './budget.js';
+import { assertNoInternalCause } from './internal.js';
 
 const D1 = 'sha256:' + 'a'.repeat(64);
 const D2 = 'sha256:' + '0123456789abcdef'.repeat(4);
@@ -142,6 +143,7 @@ function check(fn: (j: Json) => unknown, json: Json, codes: readonly string[], w
     out = fn(json);
   } catch (e) {
     if (!(e instanceof ContentError) || !codes.includes(e.code)) throw new Error(`${what} threw ${(e as Error)?.stack ?? String(e)} for ${JSON.stringify(json)}`);
+    assertNoInternalCause(e, what);
     expect(e.message.length).toBeGreaterThan(0);
     return;
   }

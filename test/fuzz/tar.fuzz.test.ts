@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extractLayer, readTar, TarWriter, type TarEntry } from '../../src/oci/tar/index.js';
 import { ContentError } from '../../src/util/errors.js';
 import { fuzzParams, fuzzTimeout } from './budget.js';
+import { assertNoInternalCause } from './internal.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const TIME_BOX_MS = 10_000;
@@ -375,6 +376,7 @@ describe('fuzz: layer tar reader and extractor', () => {
             await timeBox('extractLayer', (signal) => extractLayer(chunked(tar, c.chunk), TARGET(), { whiteouts: c.whiteouts, ignoreOwnership: c.ignoreOwnership, signal }));
           } catch (e) {
             if (!(e instanceof ContentError)) throw new Error(`extractLayer threw a non-ContentError: ${describeError(e)}`);
+            assertNoInternalCause(e, 'extractLayer');
           }
           const after = snapshot(parent, 'target');
           expect(after).toEqual(before);
@@ -403,6 +405,7 @@ describe('fuzz: layer tar reader and extractor', () => {
             });
           } catch (e) {
             if (!(e instanceof ContentError)) throw new Error(`readTar threw a non-ContentError: ${describeError(e)}`);
+            assertNoInternalCause(e, 'readTar');
           }
         }),
         fuzzParams(2000, 0.5),
