@@ -13,6 +13,7 @@ import { cgroupManagerFromPaths, createCgroupManager } from './cgroups/manager.j
 import type { CgroupManager } from './cgroups/types.js';
 import { createContainer, loadContainer, type Container, type ContainerIO } from './container/container.js';
 import { isSameProcess, processStartTime } from './container/state.js';
+import { attachNetwork, containerAddress, detachNetwork, type PortMapping } from './network/cni.js';
 import { containerInfo, exitCodeOf, generateName, ownedStatus, readRecord, writeRecord, writeStatus, type ContainerRecord } from './container/records.js';
 import { prepareRootfs, unmount, type PreparedRootfs } from './rootfs/prepare.js';
 import { readFileInRoot } from './rootfs/read-in-root.js';
@@ -42,7 +43,10 @@ export interface RunOptions {
   capAdd?: string[];
   capDrop?: string[];
   privileged?: boolean;
-  network?: 'none' | 'host';
+  /** `none` (default), `host`, or the name of a CNI network (`tsbuild` is the default bridge). */
+  network?: string;
+  /** Published ports (docker -p); need a CNI network. */
+  publish?: PortMapping[];
   /** `default`, `unconfined`, or a profile file path. */
   seccomp?: 'default' | 'unconfined' | { file: string };
   noNewPrivileges?: boolean;
@@ -153,6 +157,7 @@ export async function reapStaleContainers(root: string, log: Logger = nullLogger
     if (owner && isSameProcess(owner.pid, owner.startTime)) continue;
     try {
       unmount(join(cdir, 'rootfs'));
+      await detachNetwork(root, id);
       if (owner?.cgroup) await cgroupManagerFromPaths(owner.cgroupName, owner.cgroup.version, owner.cgroup.paths).remove();
       await loadContainer(join(root, 'run'), id).then((c) => c.delete({ force: true }), () => undefined);
       await fsp.rm(cdir, { recursive: true, force: true });
@@ -307,7 +312,18 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
     const etcFiles = { hosts: join(containerDir, 'hosts'), hostname: join(containerDir, 'hostname'), resolvConf: join(containerDir, 'resolv.conf') };
     await fsp.writeFile(etcFiles.hostname, `${hostname}\n`);
     const hostHosts = opts.network === 'host' ? await fsp.readFile('/etc/hosts', 'utf8').catch(() => undefined) : undefined;
-    await fsp.writeFile(etcFiles.hosts, hostHosts ?? DEFAULT_HOSTS);
+    // === CNI network: a named netns attached through the conflist's plugins
+    const cniNetwork = opts.network && opts.network !== 'none' && opts.network !== 'host' ? opts.network : undefined;
+    if ((opts.publish ?? []).length && !cniNetwork) throw new RuntimeError('INVALID_SPEC', `published ports need a container network, not --network ${opts.network ?? 'none'}`);
+    let netnsPath: string | undefined;
+    let address: string | undefined;
+    if (cniNetwork) {
+      cleanups.push(async () => { if (!handedOver) await detachNetwork(opts.root, id); });
+      const att = await attachNetwork(opts.root, id, cniNetwork, opts.publish ?? []);
+      netnsPath = att.netns;
+      address = containerAddress(att);
+    }
+    await fsp.writeFile(etcFiles.hosts, hostHosts ?? `${DEFAULT_HOSTS}${address ? `${address}\t${hostname}\n` : ''}`);
     await fsp.writeFile(etcFiles.resolvConf, await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
 
     // === spec
@@ -335,7 +351,7 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
       capDrop: opts.capDrop ?? [],
       privileged: !!opts.privileged,
       ...(hostCaps ? { hostCapabilities: hostCaps } : {}),
-      network: opts.network ?? 'none',
+      network: opts.network === 'host' ? 'host' : 'none',
       seccomp,
       kernelRelease: release(),
       noNewPrivileges: !!opts.noNewPrivileges,
@@ -344,6 +360,7 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
       onWarning: (w) => warnings.push(w),
     });
     for (const w of warnings) log.warn(w);
+    if (netnsPath) for (const ns of spec.linux?.namespaces ?? []) if (ns.type === 'network') ns.path = netnsPath;
     await fsp.writeFile(join(containerDir, 'config.json'), JSON.stringify(spec, null, 2));
 
     // === cgroup
@@ -363,6 +380,7 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
       id, name, image: opts.image, ...(imageId ? { imageId } : {}), command: spec.process?.args ?? [], env: spec.process?.env ?? [],
       created: new Date().toISOString(), autoRemove: opts.rm !== false, tty: !!opts.io?.terminal, detached: !!opts.detach, init: !!opts.init,
       stopSignal: config.config?.StopSignal || 'SIGTERM', cgroupName, cgroup: owner.cgroup, hostname, network: opts.network ?? 'none',
+      ports: opts.publish ?? [], ...(address ? { address } : {}),
     };
     await writeRecord(opts.root, record);
     await writeStatus(opts.root, id, ownedStatus('created'));

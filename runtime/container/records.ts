@@ -10,6 +10,7 @@ import { constants as osc } from 'node:os';
 import { cgroupManagerFromPaths } from '../cgroups/manager.js';
 import type { CgroupManager } from '../cgroups/types.js';
 import { RuntimeError } from '../errors.js';
+import { detachNetwork, type PortMapping } from '../network/cni.js';
 import { unmount } from '../rootfs/prepare.js';
 import { loadContainer } from './container.js';
 import { isSameProcess, lockContainer, processStartTime, readExit, readState } from './state.js';
@@ -38,6 +39,10 @@ export interface ContainerRecord {
   cgroup?: { version: 1 | 2; paths: Record<string, string> };
   hostname: string;
   network: string;
+  /** Published ports (CNI portmap). */
+  ports?: PortMapping[];
+  /** The container's IPv4 address on its CNI network. */
+  address?: string;
 }
 
 /** Lifecycle of a container record (docker's State.Status). */
@@ -143,6 +148,7 @@ export async function releaseResources(root: string, rec: ContainerRecord): Prom
   const c = await loadContainer(p.runState, rec.id, cg ? { cgroup: cg } : {}).catch(() => undefined);
   if (c) await c.delete({ force: true }).catch(() => undefined);
   if (cg) await cg.remove().catch(() => undefined);
+  await detachNetwork(root, rec.id);
   unmount(p.rootfs);
 }
 

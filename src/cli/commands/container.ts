@@ -29,6 +29,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
           },
           Image: r.imageId ?? '', Name: `/${r.name}`, LogPath: recordPaths(c.root, id).log,
           Config: { Hostname: r.hostname, Image: r.image, Cmd: r.command, Env: r.env, Tty: r.tty, StopSignal: r.stopSignal },
+          NetworkSettings: { IPAddress: r.address ?? '', Ports: r.ports ?? [], Network: r.network },
           HostConfig: { AutoRemove: r.autoRemove, NetworkMode: r.network, Init: r.init, CgroupParent: r.cgroupName.split('/').slice(0, -1).join('/') },
           CommandLine: commandText(r.command),
         });

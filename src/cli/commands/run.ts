@@ -61,15 +61,25 @@ interface Flags {
   rm?: boolean; detach?: boolean; interactive?: boolean; tty?: boolean;
   env?: string[]; envFile?: string[]; workdir?: string; user?: string; entrypoint?: string; name?: string; hostname?: string;
   volume?: string[]; tmpfs?: string[]; readOnly?: boolean; memory?: string; memorySwap?: string; cpus?: string; cpuShares?: string; cpusetCpus?: string; pidsLimit?: string;
-  network: string; cgroupParent?: string; capAdd?: string[]; capDrop?: string[]; securityOpt?: string[]; privileged?: boolean; init?: boolean;
+  network: string; networkGiven?: boolean; publish?: string[]; cgroupParent?: string; capAdd?: string[]; capDrop?: string[]; securityOpt?: string[]; privileged?: boolean; init?: boolean;
 }
 
 /** Turns parsed flags into RunOptions (everything but io and callbacks). Throws UsageError. */
 export function runOptionsFromFlags(root: string, image: string, cmd: string[], f: Flags): RunOptions {
   const env = resolveEnv([...(f.envFile ?? []).flatMap(readEnvFile), ...(f.env ?? [])]);
-  if (f.network !== 'none' && f.network !== 'host') {
-    throw new UsageError('NOT_SUPPORTED', `network mode ${JSON.stringify(f.network)} is not supported: use --network none or --network host (bridge networking is not implemented yet)`);
+  if (f.network === 'bridge' || f.network === 'default' || f.network.startsWith('container:')) {
+    throw new UsageError('NOT_SUPPORTED', `network mode ${JSON.stringify(f.network)} is not supported: use --network none, host, tsbuild (the default CNI bridge) or a CNI network name`);
   }
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(f.network)) throw new UsageError('INVALID_ARGUMENT', `invalid network name ${JSON.stringify(f.network)}`);
+  const publish = (f.publish ?? []).map((p) => {
+    const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(\d+):(\d+)(?:\/(tcp|udp))?$/.exec(p);
+    const hostPort = Number(m?.[2]);
+    const containerPort = Number(m?.[3]);
+    if (!m || !hostPort || hostPort > 65535 || !containerPort || containerPort > 65535) throw new UsageError('INVALID_ARGUMENT', `invalid published port ${JSON.stringify(p)}: expected [ip:]hostPort:containerPort[/tcp|udp]`);
+    return { ...(m[1] ? { hostIP: m[1] } : {}), hostPort, containerPort, protocol: (m[4] ?? 'tcp') as 'tcp' | 'udp' };
+  });
+  // -p without --network: the default CNI bridge (docker's default is its bridge too)
+  const network = publish.length && !f.networkGiven ? 'tsbuild' : f.network;
   let seccomp: RunOptions['seccomp'] = 'default';
   let noNewPrivileges = false;
   for (const o of f.securityOpt ?? []) {
@@ -114,7 +124,8 @@ export function runOptionsFromFlags(root: string, image: string, cmd: string[], 
     resources,
     capAdd: f.capAdd ?? [], capDrop: f.capDrop ?? [],
     privileged: !!f.privileged,
-    network: f.network as 'none' | 'host',
+    network,
+    ...(publish.length ? { publish } : {}),
     seccomp, noNewPrivileges,
     init: !!f.init, rm: !!f.rm, detach: !!f.detach,
     ...(f.cgroupParent ? { cgroupParent: f.cgroupParent } : {}),
@@ -158,7 +169,8 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('--cpu-shares <n>', 'relative CPU weight (2-262144)')
     .option('--cpuset-cpus <list>', 'CPUs the container may use (0-3, 0,1)')
     .option('--pids-limit <n>', 'maximum number of processes')
-    .option('--network <mode>', 'none (default) or host; bridge is not implemented yet', 'none')
+    .option('--network <mode>', 'none (default; tsbuild with -p), host, tsbuild (CNI bridge tsbuild0) or a CNI network name', 'none')
+    .option('-p, --publish <[ip:]host:ctr[/proto]>', 'publish a container port on the host (repeatable)', collect)
     .option('--cgroup-parent <path>', "parent of the container's cgroup, relative to tsbuild's own (default: tsbuild)")
     .option('--cap-add <cap>', 'add a capability (repeatable)', collect)
     .option('--cap-drop <cap>', 'drop a capability (repeatable)', collect)
@@ -167,7 +179,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('--init', 'run an init as PID 1 that reaps zombies and forwards signals')
     .action(async (image: string, command: string[], flags: Flags) => {
       const c = ctx();
-      const opts = runOptionsFromFlags(c.root, image, command, flags);
+      const opts = runOptionsFromFlags(c.root, image, command, { ...flags, networkGiven: cmd.getOptionValueSource('network') === 'cli' });
       if (flags.detach && flags.interactive) throw new UsageError('NOT_SUPPORTED', '-d with -i is not supported: a detached container has no stdin (attach is not implemented)');
       const { runImage } = await import('../../../runtime/run.js');
       if (flags.detach) {

@@ -1,0 +1,196 @@
+/**
+ * Container networking through the standard CNI plugins (containernetworking-plugins), run
+ * per the CNI spec: each plugin of a network's conflist is executed with CNI_COMMAND,
+ * CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, CNI_PATH in its environment and its network config
+ * (name, cniVersion, runtimeConfig, prevResult) on stdin. The ADD result is cached under
+ * `<root>/networks/cache/` so DEL gets what ADD returned. The container's network namespace
+ * is a named one (`ip netns add`), joined by the helper through its path.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { RuntimeError } from '../errors.js';
+
+/** The default network's name, bridge and subnet (a /24 few LANs use). */
+export const DEFAULT_NETWORK = 'tsbuild';
+export const DEFAULT_BRIDGE = 'tsbuild0';
+export const DEFAULT_SUBNET = '10.88.213.0/24';
+
+/** Where the plugins are: $CNI_PATH, else Debian's and upstream's directories. */
+export function cniPath(): string {
+  return process.env.TSBUILD_CNI_PATH ?? ['/usr/lib/cni', '/opt/cni/bin'].filter((d) => existsSync(d)).join(':');
+}
+
+/** A published port (docker -p). */
+export interface PortMapping {
+  hostIP?: string;
+  hostPort: number;
+  containerPort: number;
+  protocol: 'tcp' | 'udp';
+}
+
+/** A CNI network configuration list. */
+export interface NetworkConfList {
+  cniVersion: string;
+  name: string;
+  plugins: ({ type: string } & Record<string, unknown>)[];
+}
+
+/** The default network: bridge tsbuild0 with masquerade, host-local IPAM, portmap, firewall. */
+export function defaultConfList(): NetworkConfList {
+  return {
+    cniVersion: '1.0.0',
+    name: DEFAULT_NETWORK,
+    plugins: [
+      {
+        type: 'bridge', bridge: DEFAULT_BRIDGE, isGateway: true, ipMasq: true, hairpinMode: true,
+        ipam: { type: 'host-local', ranges: [[{ subnet: DEFAULT_SUBNET }]], routes: [{ dst: '0.0.0.0/0' }] },
+      },
+      { type: 'portmap', capabilities: { portMappings: true } },
+      { type: 'firewall' },
+    ],
+  };
+}
+
+/** Conflists live in `<root>/networks/<name>.conflist`; the default one is written on first use. */
+export async function loadNetwork(root: string, name: string): Promise<NetworkConfList> {
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw new RuntimeError('INVALID_SPEC', `invalid network name ${JSON.stringify(name)}`);
+  const file = join(root, 'networks', `${name}.conflist`);
+  try {
+    return JSON.parse(await fsp.readFile(file, 'utf8')) as NetworkConfList;
+  } catch (e) {
+    if (name !== DEFAULT_NETWORK) throw new RuntimeError('INVALID_SPEC', `network ${name} not found (no ${file})`, { cause: e });
+  }
+  const conf = defaultConfList();
+  await fsp.mkdir(join(root, 'networks'), { recursive: true });
+  await fsp.writeFile(file, `${JSON.stringify(conf, null, 2)}\n`);
+  return conf;
+}
+
+interface CniError { code?: number; msg?: string; details?: string }
+
+/** Runs one plugin; resolves with its parsed stdout (or undefined when empty). */
+function execPlugin(type: string, command: 'ADD' | 'DEL' | 'CHECK', id: string, netns: string, ifname: string, conf: unknown): Promise<unknown> {
+  const path = cniPath();
+  const bin = path.split(':').map((d) => join(d, type)).find((p) => existsSync(p));
+  if (!bin) return Promise.reject(new RuntimeError('NOT_SUPPORTED', `CNI plugin ${type} not found in ${path || 'any plugin directory'} (install containernetworking-plugins)`));
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, [], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: netns, CNI_IFNAME: ifname, CNI_PATH: path },
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e) => reject(new RuntimeError('SETUP_FAILED', `running CNI plugin ${type}`, { cause: e, step: 'network' })));
+    child.on('close', (code) => {
+      const text = Buffer.concat(out).toString('utf8').trim();
+      let parsed: unknown;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        parsed = undefined;
+      }
+      if (code !== 0) {
+        const e = (parsed ?? {}) as CniError;
+        const why = e.msg ? `${e.msg}${e.details ? `: ${e.details}` : ''}` : (Buffer.concat(err).toString('utf8').trim() || text || `exit status ${code}`);
+        reject(new RuntimeError('SETUP_FAILED', `CNI plugin ${type} ${command} failed: ${why}`, { step: 'network' }));
+        return;
+      }
+      resolve(parsed);
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(JSON.stringify(conf));
+  });
+}
+
+function pluginConf(list: NetworkConfList, plugin: NetworkConfList['plugins'][number], ports: PortMapping[], prevResult: unknown): Record<string, unknown> {
+  const conf: Record<string, unknown> = { ...plugin, name: list.name, cniVersion: list.cniVersion };
+  const caps = plugin.capabilities as Record<string, boolean> | undefined;
+  if (caps?.portMappings) conf.runtimeConfig = { portMappings: ports };
+  if (prevResult !== undefined) conf.prevResult = prevResult;
+  return conf;
+}
+
+/** What ADD gave: the container's addresses and what DEL needs. */
+export interface Attachment {
+  network: string;
+  netns: string;
+  ifname: string;
+  ports: PortMapping[];
+  result: { ips?: { address: string; gateway?: string }[]; interfaces?: { name: string; sandbox?: string }[] } & Record<string, unknown>;
+}
+
+function cacheFile(root: string, id: string): string {
+  return join(root, 'networks', 'cache', `${id}.json`);
+}
+
+async function run(cmd: string, args: string[]): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const err: Buffer[] = [];
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')}: ${Buffer.concat(err).toString('utf8').trim() || `exit status ${code}`}`))));
+  });
+}
+
+/** The named network namespace of a container. */
+export function netnsName(id: string): string {
+  return `tsbuild-${id.slice(0, 16)}`;
+}
+
+/**
+ * Creates the container's network namespace and attaches it to `network` (CNI ADD through
+ * the conflist). On failure everything done so far is undone (DEL, namespace removed).
+ */
+export async function attachNetwork(root: string, id: string, network: string, ports: PortMapping[]): Promise<Attachment> {
+  const list = await loadNetwork(root, network);
+  const ns = netnsName(id);
+  const netns = `/run/netns/${ns}`;
+  await run('ip', ['netns', 'add', ns]).catch((e: unknown) => {
+    throw new RuntimeError('SETUP_FAILED', `creating the network namespace of container ${id.slice(0, 12)}`, { cause: e, step: 'network' });
+  });
+  const att: Attachment = { network, netns, ifname: 'eth0', ports, result: {} };
+  await fsp.mkdir(join(root, 'networks', 'cache'), { recursive: true });
+  // written before ADD: a crash in between still lets DEL clean up
+  await fsp.writeFile(cacheFile(root, id), JSON.stringify(att));
+  try {
+    await run('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);
+    let prev: unknown;
+    for (const p of list.plugins) prev = (await execPlugin(p.type, 'ADD', id, netns, att.ifname, pluginConf(list, p, ports, prev))) ?? prev;
+    att.result = (prev ?? {}) as Attachment['result'];
+    await fsp.writeFile(cacheFile(root, id), JSON.stringify(att));
+    return att;
+  } catch (e) {
+    await detachNetwork(root, id).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** CNI DEL (plugins in reverse, with the cached ADD result), then removes the namespace. Idempotent. */
+export async function detachNetwork(root: string, id: string): Promise<void> {
+  let att: Attachment | undefined;
+  try {
+    att = JSON.parse(await fsp.readFile(cacheFile(root, id), 'utf8')) as Attachment;
+  } catch {
+    return;
+  }
+  const errors: unknown[] = [];
+  const list = await loadNetwork(root, att.network).catch(() => undefined);
+  if (list) {
+    const prev = att.result && Object.keys(att.result).length ? att.result : undefined;
+    for (const p of [...list.plugins].reverse()) {
+      await execPlugin(p.type, 'DEL', id, att.netns, att.ifname, pluginConf(list, p, att.ports, prev)).catch((e: unknown) => errors.push(e));
+    }
+  }
+  if (existsSync(att.netns)) await run('ip', ['netns', 'del', netnsName(id)]).catch((e: unknown) => errors.push(e));
+  await fsp.rm(cacheFile(root, id), { force: true });
+  if (errors.length) throw new RuntimeError('SETUP_FAILED', `detaching container ${id.slice(0, 12)} from network ${att.network}`, { cause: errors[0], step: 'network' });
+}
+
+/** The container's IPv4 address on its network (without prefix length). */
+export function containerAddress(att: Attachment): string | undefined {
+  return att.result.ips?.find((i) => !i.address.includes(':'))?.address.split('/')[0];
+}
