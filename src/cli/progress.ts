@@ -116,6 +116,8 @@ export function transferProgress(out: NodeJS.WritableStream, mode: TransferProgr
       const ms = Math.max(1, b.finishedAt - b.startedAt);
       return `${id}: done ${formatBytes(b.total)} in ${formatSeconds(ms)} (${formatRate(((b.total - b.startedFrom) * 1000) / ms)})`;
     }
+    // every byte moved, not yet done: the receiving side is finishing (fsync, rename, commit)
+    if (b.done >= b.total && b.total > 0) return `${id}: ${opts.verb} ${formatBytes(b.total)} / ${formatBytes(b.total)} 100%  finishing`;
     const pct = b.total > 0 ? Math.floor((b.done * 100) / b.total) : 100;
     return `${id}: ${opts.verb} ${formatBytes(b.done)} / ${formatBytes(b.total)} ${String(pct).padStart(3)}%  ${formatRate(b.rate)}`;
   };

@@ -78,6 +78,10 @@ describe('transfer progress rendering', () => {
     r.onProgress!({ digest: A, state: 'progress', done: 1 << 20, total: 2 << 20 });
     expect(writes).toBe(2);
     expect(screen(text())).toEqual(['aaaaaaaaaaaa: uploading 1.0 MiB / 2.0 MiB  50%  1.0 MiB/s', 'bbbbbbbbbbbb: uploading 0 B / 1.0 MiB   0%  0 B/s']);
+    // all of B's bytes moved but not yet stored
+    t = 1200;
+    r.onProgress!({ digest: B, state: 'progress', done: 1 << 20, total: 1 << 20 });
+    expect(screen(text())[1]).toBe('bbbbbbbbbbbb: uploading 1.0 MiB / 1.0 MiB 100%  finishing');
     t = 1500;
     r.onProgress!({ digest: B, state: 'done', done: 1 << 20, total: 1 << 20 });
     t = 2000;
