@@ -11,7 +11,6 @@ import { cgroupManagerFromPaths } from '../cgroups/manager.js';
 import type { CgroupManager } from '../cgroups/types.js';
 import { RuntimeError } from '../errors.js';
 import { detachNetwork, type PortMapping } from '../network/cni.js';
-import { unmount } from '../rootfs/prepare.js';
 import { loadContainer } from './container.js';
 import { isSameProcess, lockContainer, processStartTime, readExit, readState } from './state.js';
 
@@ -149,6 +148,8 @@ export async function releaseResources(root: string, rec: ContainerRecord): Prom
   if (c) await c.delete({ force: true }).catch(() => undefined);
   if (cg) await cg.remove().catch(() => undefined);
   await detachNetwork(root, rec.id);
+  // loaded late: the mount bindings (koffi) would add to every idle monitor's memory
+  const { unmount } = await import('../rootfs/prepare.js');
   unmount(p.rootfs);
 }
 

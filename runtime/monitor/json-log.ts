@@ -30,7 +30,7 @@ export class JsonLogWriter {
     this.chain = this.chain.then(() => this.fh.write(line)).then(() => undefined, () => undefined);
   }
 
-  /** Copies `r` into the log as `stream`, line by line; resolves at its end. */
+  /** Copies `r` into the log as `stream`, line by line (16 KiB pieces of longer ones); resolves at its end. */
   pipe(r: Readable, stream: 'stdout' | 'stderr'): Promise<void> {
     return new Promise((resolve) => {
       let pending = '';
@@ -39,13 +39,10 @@ export class JsonLogWriter {
         pending += chunk;
         for (;;) {
           const nl = pending.indexOf('\n');
-          if (nl < 0 || nl >= MAX_LINE) break;
-          this.write(stream, pending.slice(0, nl + 1));
-          pending = pending.slice(nl + 1);
-        }
-        while (pending.length >= MAX_LINE) {
-          this.write(stream, pending.slice(0, MAX_LINE));
-          pending = pending.slice(MAX_LINE);
+          const cut = nl >= 0 && nl < MAX_LINE ? nl + 1 : pending.length >= MAX_LINE ? MAX_LINE : 0;
+          if (!cut) break;
+          this.write(stream, pending.slice(0, cut));
+          pending = pending.slice(cut);
         }
       });
       const end = (): void => {

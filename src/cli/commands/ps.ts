@@ -51,7 +51,7 @@ export function psRow(i: ContainerInfo, noTrunc: boolean): Record<string, unknow
     State: i.status.status,
     ExitCode: i.status.status === 'exited' ? (i.status.exitCode ?? 255) : null,
     Names: i.record.name,
-    Ports: '',
+    Ports: (i.record.ports ?? []).map((p) => `${p.hostIP ?? '0.0.0.0'}:${p.hostPort}->${p.containerPort}/${p.protocol}`).join(', '),
   };
 }
 
@@ -75,11 +75,11 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         for (const i of list) c.stdout.write(`${JSON.stringify(psRow(i, noTrunc))}\n`);
         return;
       }
-      const rows = [['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES']];
+      const rows = [['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES']];
       for (const i of list) {
         const r = psRow(i, noTrunc);
         const cmdText = `"${noTrunc ? String(r.Command) : truncate(String(r.Command), 20)}"`;
-        rows.push([String(r.ID), String(r.Image), cmdText, `${String(r.RunningFor)} ago`, String(r.Status), String(r.Names)]);
+        rows.push([String(r.ID), String(r.Image), cmdText, `${String(r.RunningFor)} ago`, String(r.Status), String(r.Ports), String(r.Names)]);
       }
       const widths = rows[0]!.map((_, k) => Math.max(...rows.map((r) => r[k]!.length)));
       for (const r of rows) c.stdout.write(`${r.map((v, k) => (k === r.length - 1 ? v : v.padEnd(widths[k]! + 3))).join('')}\n`);

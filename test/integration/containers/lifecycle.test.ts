@@ -186,6 +186,15 @@ describe.skipIf(!!why)('containers: run -d, ps, logs, exec, stop, kill, rm, wait
     await ok('rm', id);
   });
 
+  it('logs -f follows until the container exits', async () => {
+    const id = await runD(IMG, 'sh', '-c', 'for i in 1 2 3; do echo line$i; sleep 0.3; done; echo gone >&2');
+    const t0 = Date.now();
+    const r = await ts('logs', '-f', id);
+    expect(r).toMatchObject({ code: 0, stdout: 'line1\nline2\nline3\n', stderr: 'gone\n' });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(500);
+    expect((await ok('wait', id)).trim()).toBe('0');
+  });
+
   it('--rm removes a detached container when it exits; attached runs are kept unless --rm', async () => {
     const id = await runD('--rm', IMG, 'sh', '-c', 'echo bye');
     for (let i = 0; i < 100 && existsSync(join(root, 'containers', id)); i++) await new Promise((r) => setTimeout(r, 50));
