@@ -192,6 +192,49 @@ function goQuoteList(a: readonly string[]): string {
   return '[' + a.map(goQuoteExact).join(' ') + ']';
 }
 
+/** Go's time.Duration.String() of a nanosecond count. */
+export function goDuration(nanos: number): string {
+  if (nanos === 0) return '0s';
+  const neg = nanos < 0;
+  const u = BigInt(Math.round(Math.abs(nanos)));
+  const frac = (v: bigint, digits: number): string => {
+    const p = 10n ** BigInt(digits);
+    const f = (v % p).toString().padStart(digits, '0').replace(/0+$/, '');
+    return `${v / p}${f ? '.' + f : ''}`;
+  };
+  let out: string;
+  if (u < 1000n) out = `${u}ns`;
+  else if (u < 1_000_000n) out = `${frac(u, 3)}µs`;
+  else if (u < 1_000_000_000n) out = `${frac(u, 6)}ms`;
+  else {
+    const secs = u / 1_000_000_000n;
+    const h = secs / 3600n;
+    const m = (secs / 60n) % 60n;
+    const s = frac(u % 60_000_000_000n, 9);
+    out = `${h > 0n ? `${h}h` : ''}${h > 0n || m > 0n ? `${m}m` : ''}${s}s`;
+  }
+  return neg ? '-' + out : out;
+}
+
+/** Go's `%q` of a rune value (an int formatted with %q), as buildkit's history shows Retries. */
+function goQuoteRune(n: number): string {
+  const named: Record<number, string> = { 7: '\\a', 8: '\\b', 9: '\\t', 10: '\\n', 11: '\\v', 12: '\\f', 13: '\\r', 39: "\\'", 92: '\\\\' };
+  if (named[n]) return `'${named[n]}'`;
+  if (n >= 0x20 && n < 0x7f) return `'${String.fromCharCode(n)}'`;
+  if (n < 0x80) return `'\\x${n.toString(16).padStart(2, '0')}'`;
+  if (n < 0x10000) return `'\\u${n.toString(16).padStart(4, '0')}'`;
+  return `'\\U${n.toString(16).padStart(8, '0')}'`;
+}
+
+/**
+ * buildkit's history text of HEALTHCHECK: Go's `%q` of the `*HealthcheckConfig`
+ * (`&{[test...] "interval" "timeout" "startPeriod" "startInterval" 'retries'}`).
+ */
+export function goHealthcheck(hc: OciHealthConfig): string {
+  const d = (v: number | undefined): string => goQuoteExact(goDuration(v ?? 0));
+  return `&{${goQuoteList(hc.Test ?? [])} ${d(hc.Interval)} ${d(hc.Timeout)} ${d(hc.StartPeriod)} ${d(hc.StartInterval)} ${goQuoteRune(hc.Retries ?? 0)}}`;
+}
+
 /** Docker port specs (go-connections nat.ParsePortSpecs) → `port/proto` keys. */
 export function parsePorts(ports: readonly string[]): string[] {
   const out: string[] = [];
@@ -250,7 +293,8 @@ export function resolveStage(graph: StageGraph, index: number, base: BaseInput, 
     buildArgs = [...base.resolved.buildArgs];
     triggers = base.resolved.config.OnBuild ? [...base.resolved.config.OnBuild] : [];
   } else {
-    config = base.kind === 'image' ? cloneConfig(base.config) : {};
+    // buildkit's emptyImage: FROM scratch starts with WorkingDir "/" (and PATH, below)
+    config = base.kind === 'image' ? cloneConfig(base.config) : { WorkingDir: '/' };
     triggers = [...(ropts.triggers ?? (base.kind === 'image' ? (base.config.OnBuild ?? []) : []))];
     const env = config.Env ?? [];
     if (!env.some((e) => splitEnv(e)[0] === 'PATH') && platform.os !== 'windows') config.Env = [...env, `PATH=${DEFAULT_PATH}`];
@@ -412,12 +456,12 @@ export function resolveStage(graph: StageGraph, index: number, base: BaseInput, 
           if (h.startInterval !== undefined) hc.StartInterval = h.startInterval;
           if (h.retries !== undefined) hc.Retries = h.retries;
           config.Healthcheck = hc;
-          steps.push(cfgStep(`HEALTHCHECK ${JSON.stringify(hc)}`));
+          steps.push(cfgStep(`HEALTHCHECK ${goHealthcheck(hc)}`));
           break;
         }
         case 'ONBUILD':
+          // buildkit's dispatchOnbuild only records the trigger: no step, no history entry
           onbuild.push(ins.expression);
-          steps.push(cfgStep(`ONBUILD ${ins.expression}`));
           break;
         case 'RUN':
           steps.push(resolveRun(ins, { config, state, env, expand, shell: shell(), buildArgs, proxyEnv, stageByName, loc, hist, isOnbuild }));
@@ -425,7 +469,8 @@ export function resolveStage(graph: StageGraph, index: number, base: BaseInput, 
         case 'COPY':
         case 'ADD': {
           const sources = ins.sourcePaths.map(expand);
-          const dest = destRelativeToWorkdir(config.WorkingDir ?? '/', expand(ins.destPath));
+          const rawDest = expand(ins.destPath);
+          const dest = destRelativeToWorkdir(config.WorkingDir ?? '/', rawDest);
           const rawLex = new ShellLex('\\', { skipProcessQuotes: true });
           const contents = ins.sourceContents.map((c) => ({ path: c.path, data: c.expand ? rawLex.processWord(c.data, env).result : c.data }));
           let from: CopySource = { kind: 'context' };
@@ -457,7 +502,8 @@ export function resolveStage(graph: StageGraph, index: number, base: BaseInput, 
             user: config.User ?? '',
             location: loc,
             original: ins.original,
-            history: hist(`${ins.kind} ${[...names, dest].join(' ')}`, true, true),
+            // buildkit's commit message names the destination as written (expanded), not resolved
+            history: hist(`${ins.kind} ${[...names, rawDest].join(' ')}`, true, true),
             onbuild: isOnbuild,
           };
           steps.push(step);

@@ -3,6 +3,7 @@ import type { ContainerConfig } from '../../../src/oci/config.js';
 import { DockerfileError } from '../../../builder/dockerfile/errors.js';
 import { parseDockerfile } from '../../../builder/dockerfile/parser.js';
 import { parseInstructions } from '../../../builder/dockerfile/parse-instructions.js';
+import { goDuration, goHealthcheck } from '../../../builder/convert/resolve.js';
 import { planStages, resolveStages, type PlanOptions, type RunStep, type CopyStep, type StageGraph } from '../../../builder/convert/index.js';
 
 const amd64 = { os: 'linux', architecture: 'amd64' };
@@ -262,5 +263,27 @@ describe('ONBUILD triggers of a parent stage', () => {
     const first = r.target.steps[0] as CopyStep;
     expect(first).toMatchObject({ kind: 'COPY', onbuild: true, from: { kind: 'stage', index: 0 }, dest: '/h' });
     expect(r.target.config.OnBuild).toBeNull();
+  });
+});
+
+describe('buildkit history text of HEALTHCHECK', () => {
+  it("formats durations like Go's time.Duration.String", () => {
+    const cases: [number, string][] = [
+      [0, '0s'],
+      [999, '999ns'],
+      [1500, '1.5µs'],
+      [100_000_000, '100ms'],
+      [5e9, '5s'],
+      [1.5e9, '1.5s'],
+      [60e9, '1m0s'],
+      [90e9, '1m30s'],
+      [3600e9, '1h0m0s'],
+      [3723.5e9, '1h2m3.5s'],
+    ];
+    for (const [n, s] of cases) expect(goDuration(n), String(n)).toBe(s);
+  });
+  it("is Go's %q of the health config, StartInterval before Retries", () => {
+    expect(goHealthcheck({ Test: ['CMD-SHELL', 'true'], Interval: 5e9 })).toBe(`&{["CMD-SHELL" "true"] "5s" "0s" "0s" "0s" '\\x00'}`);
+    expect(goHealthcheck({ Test: ['CMD', 'a"b'], Timeout: 3e9, Retries: 3 })).toBe(`&{["CMD" "a\\"b"] "0s" "3s" "0s" "0s" '\\x03'}`);
   });
 });
