@@ -3,7 +3,7 @@
  * with the state JSON compared field by field against runc's for the same bundle.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +25,24 @@ function ts(...args: string[]) {
 function runc(...args: string[]) {
   return spawnSync('runc', ['--root', join(root, 'runc'), ...args], { encoding: 'utf8', timeout: 30_000 });
 }
+let n = 0;
+/**
+ * `create` hands its stdio to the container (as runc does), so pipes would stay open until the
+ * container exits: detached creates write to a file instead, read back for the checks.
+ */
+function detached(cmd: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const log = join(root, `create-${n++}.log`);
+  const fd = openSync(log, 'w');
+  try {
+    const r = spawnSync(cmd, args, { stdio: ['ignore', fd, fd], timeout: 30_000 });
+    return { status: r.status, stdout: '', stderr: readFileSync(log, 'utf8') };
+  } finally {
+    closeSync(fd);
+  }
+}
+const tsCreate = (...args: string[]) => detached('node', [CLI, '--root', join(root, 'store'), 'runtime', 'create', ...args]);
+const runcCreate = (...args: string[]) => detached('runc', ['--root', join(root, 'runc'), 'create', ...args]);
+
 async function until(f: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !f(); i++) await new Promise((r) => setTimeout(r, 10));
 }
@@ -44,12 +62,12 @@ describe.skipIf(!!why)('tsbuild runtime CLI lifecycle', () => {
 
   it('create/start/state/ps/kill/delete with runc-shaped state and exit codes', async () => {
     const pidFile = join(root, 'pid');
-    const create = ts('create', '--bundle', bundle.dir, '--pid-file', pidFile, ID);
+    const create = tsCreate('--bundle', bundle.dir, '--pid-file', pidFile, ID);
     expect(create.stderr).toBe('');
     expect(create.status).toBe(0);
     const created = JSON.parse(ts('state', ID).stdout) as Record<string, unknown>;
     expect(created).toMatchObject({ ociVersion: expect.any(String), id: ID, status: 'created', bundle: bundle.dir, pid: Number(readFileSync(pidFile, 'utf8')) });
-    expect(ts('create', '--bundle', bundle.dir, ID).status).toBe(1); // exists
+    expect(tsCreate('--bundle', bundle.dir, ID).status).toBe(1); // exists
 
     expect(ts('start', ID).status).toBe(0);
     expect(JSON.parse(ts('state', ID).stdout)).toMatchObject({ status: 'running' });
@@ -72,7 +90,7 @@ describe.skipIf(!!why)('tsbuild runtime CLI lifecycle', () => {
     expect(gone.stderr).toMatch(new RegExp(`container ${ID} does not exist`));
 
     if (runcWhy) return console.warn(`skip runc comparison: ${runcWhy}`);
-    expect(runc('create', '--bundle', bundle.dir, `${ID}-runc`).status).toBe(0);
+    expect(runcCreate('--bundle', bundle.dir, `${ID}-runc`).status).toBe(0);
     const theirs = JSON.parse(runc('state', `${ID}-runc`).stdout) as Record<string, unknown>;
     runc('delete', '--force', `${ID}-runc`);
     // the same runtime-spec fields, the same meaning
@@ -93,7 +111,7 @@ describe.skipIf(!!why)('tsbuild runtime CLI lifecycle', () => {
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/exec: executing \/bin\/no-such-binary/);
     bundle.writeSpec(testSpec(['/bin/test-init', 'sleep', '30']));
-    expect(ts('create', '--no-cgroups', '--bundle', bundle.dir, `${ID}n`).status).toBe(0);
+    expect(tsCreate('--no-cgroups', '--bundle', bundle.dir, `${ID}n`).status).toBe(0);
     expect(ts('start', `${ID}n`).status).toBe(0);
     const pause = ts('pause', `${ID}n`);
     expect(pause.status).toBe(1);
