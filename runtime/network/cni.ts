@@ -194,3 +194,70 @@ export async function detachNetwork(root: string, id: string): Promise<void> {
 export function containerAddress(att: Attachment): string | undefined {
   return att.result.ips?.find((i) => !i.address.includes(':'))?.address.split('/')[0];
 }
+
+/** Summary of a network (`network ls`). */
+export interface NetworkInfo {
+  name: string;
+  bridge?: string;
+  subnet?: string;
+  /** Containers attached now (ids). */
+  containers: string[];
+}
+
+function bridgeOf(list: NetworkConfList): { bridge?: string; subnet?: string } {
+  const b = list.plugins.find((p) => p.type === 'bridge') as { bridge?: string; ipam?: { ranges?: { subnet?: string }[][]; subnet?: string } } | undefined;
+  const subnet = b?.ipam?.ranges?.[0]?.[0]?.subnet ?? b?.ipam?.subnet;
+  return { ...(b?.bridge ? { bridge: b.bridge } : {}), ...(subnet ? { subnet } : {}) };
+}
+
+/** Every network under `<root>/networks/` (the default one included once used), with its attached containers. */
+export async function listNetworks(root: string): Promise<NetworkInfo[]> {
+  const dir = join(root, 'networks');
+  const files = (await fsp.readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.conflist')).sort();
+  const attached = new Map<string, string[]>();
+  for (const f of await fsp.readdir(join(dir, 'cache')).catch(() => [] as string[])) {
+    const att = JSON.parse(await fsp.readFile(join(dir, 'cache', f), 'utf8').catch(() => '{}')) as Partial<Attachment>;
+    if (att.network) attached.set(att.network, [...(attached.get(att.network) ?? []), f.replace(/\.json$/, '')]);
+  }
+  const out: NetworkInfo[] = [];
+  for (const f of files) {
+    const list = JSON.parse(await fsp.readFile(join(dir, f), 'utf8')) as NetworkConfList;
+    out.push({ name: list.name, ...bridgeOf(list), containers: attached.get(list.name) ?? [] });
+  }
+  return out;
+}
+
+/**
+ * Writes a user network's conflist: its own bridge (`tsb-NAME`, or a hash when NAME is long)
+ * and subnet (given, or the next free 10.88.N.0/24 after the default one).
+ */
+export async function createNetwork(root: string, name: string, opts: { subnet?: string } = {}): Promise<NetworkConfList> {
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name) || ['none', 'host', 'bridge', 'default'].includes(name)) throw new RuntimeError('INVALID_SPEC', `invalid network name ${JSON.stringify(name)}`);
+  if (opts.subnet && !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(opts.subnet)) throw new RuntimeError('INVALID_SPEC', `invalid subnet ${JSON.stringify(opts.subnet)}: expected a.b.c.d/len`);
+  await loadNetwork(root, DEFAULT_NETWORK);
+  const file = join(root, 'networks', `${name}.conflist`);
+  if (existsSync(file)) throw new RuntimeError('CONTAINER_EXISTS', `network ${name} already exists`);
+  const used = new Set((await listNetworks(root)).map((n) => n.subnet));
+  let subnet = opts.subnet;
+  for (let n = 214; !subnet && n < 255; n++) if (!used.has(`10.88.${n}.0/24`)) subnet = `10.88.${n}.0/24`;
+  if (!subnet) throw new RuntimeError('INVALID_SPEC', 'no free subnet left in 10.88.214.0-10.88.254.0; pass --subnet');
+  if (used.has(subnet)) throw new RuntimeError('INVALID_SPEC', `subnet ${subnet} is used by another network`);
+  const { createHash } = await import('node:crypto');
+  const bridge = name.length <= 11 ? `tsb-${name}` : `tsb-${createHash('sha256').update(name).digest('hex').slice(0, 11)}`;
+  const conf = defaultConfList();
+  conf.name = name;
+  const b = conf.plugins[0]!;
+  b.bridge = bridge;
+  b.ipam = { type: 'host-local', ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }] };
+  await fsp.writeFile(file, `${JSON.stringify(conf, null, 2)}\n`, { flag: 'wx' });
+  return conf;
+}
+
+/** Removes a network that no container uses: its conflist and its bridge. */
+export async function removeNetwork(root: string, name: string): Promise<void> {
+  const info = (await listNetworks(root)).find((n) => n.name === name);
+  if (!info) throw new RuntimeError('INVALID_SPEC', `network ${name} not found`);
+  if (info.containers.length) throw new RuntimeError('INVALID_STATE', `network ${name} is in use by container ${info.containers.map((c) => c.slice(0, 12)).join(', ')}`);
+  if (info.bridge && existsSync(join('/sys/class/net', info.bridge))) await run('ip', ['link', 'del', info.bridge]);
+  await fsp.rm(join(root, 'networks', `${name}.conflist`), { force: true });
+}

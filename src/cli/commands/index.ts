@@ -39,6 +39,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'exec', group: 'containers', summary: 'Run a command in a running container', load: () => import('./exec.js') },
   { name: 'kill', group: 'containers', summary: 'Send a signal to running containers', load: () => import('./kill.js') },
   { name: 'logs', group: 'containers', summary: 'Show the output of a container', load: () => import('./logs.js') },
+  { name: 'network', group: 'containers', summary: 'Manage CNI networks: create, ls, rm, inspect', load: () => import('./network.js') },
   { name: 'pause', group: 'containers', summary: 'Freeze every process of containers', load: () => import('./pause.js') },
   { name: 'ps', group: 'containers', summary: 'List containers', load: () => import('./ps.js') },
   { name: 'rm', group: 'containers', summary: 'Remove containers', load: () => import('./rm.js') },

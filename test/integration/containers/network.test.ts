@@ -101,6 +101,37 @@ describe.skipIf(!!why)('containers: CNI networking', () => {
     for (const h of ['pids', 'memory']) expect(existsSync(join('/sys/fs/cgroup', h, parent))).toBe(false);
   });
 
+  it('network create/ls/rm: a user network with its own bridge and subnet; containers on it reach each other', async () => {
+    const net = `t${process.pid}`;
+    await tsbuildOk(['network', 'create', net, '--subnet', '10.88.250.0/24'], { root });
+    const dup = await runTsbuild(['network', 'create', net], { root });
+    expect(dup.code).not.toBe(0);
+    expect(dup.stderr).toContain(`network ${net} already exists`);
+    const server = (await tsbuildOk(['run', '-d', '--cgroup-parent', parent, '--network', net, IMG, 'sh', '-c', 'echo peer > /tmp/index.html; exec httpd -f -p 80 -h /tmp'], { root })).stdout.trim();
+    let address = '';
+    try {
+      address = (JSON.parse((await tsbuildOk(['container', 'inspect', server], { root })).stdout) as { NetworkSettings: { IPAddress: string } }[])[0]!.NetworkSettings.IPAddress;
+      expect(address).toMatch(/^10\.88\.250\.\d+$/);
+      const ls = (await tsbuildOk(['network', 'ls', '--format', 'json'], { root })).stdout.trim().split('\n').map((l) => JSON.parse(l) as { name: string; bridge: string; containers: string[] });
+      expect(ls.find((n) => n.name === net)).toEqual({ name: net, bridge: `tsb-${net}`, subnet: '10.88.250.0/24', containers: [server] });
+      let body = '';
+      for (let i = 0; i < 20 && body !== 'peer\n'; i++) {
+        body = (await runTsbuild(['run', '--rm', '--cgroup-parent', parent, '--network', net, IMG, 'wget', '-qO-', `http://${address}/index.html`], { root })).stdout;
+        if (body !== 'peer\n') await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(body).toBe('peer\n');
+      const busy = await runTsbuild(['network', 'rm', net], { root });
+      expect(busy.code).not.toBe(0);
+      expect(busy.stderr).toContain(`network ${net} is in use by container ${server.slice(0, 12)}`);
+    } finally {
+      await runTsbuild(['rm', '-f', server], { root });
+    }
+    expect(netLeftovers(server, address)).toEqual([]);
+    await tsbuildOk(['network', 'rm', net], { root });
+    expect(existsSync(`/sys/class/net/tsb-${net}`)).toBe(false);
+    expect((await tsbuildOk(['network', 'ls'], { root })).stdout).not.toContain(net);
+  });
+
   it('--network none with -p, unknown networks and bad ports are clear errors that leave nothing', async () => {
     const none = await runTsbuild(['run', '--rm', '--network', 'none', '-p', '8080:80', IMG, 'true'], { root });
     expect(none.code).toBe(125);
