@@ -480,6 +480,8 @@ export interface ExecProcess {
   env?: string[];
   cwd?: string;
   user?: { uid: number; gid: number; additionalGids?: number[] };
+  /** A pty for the process, relayed by the helper to the io slots (docker exec -t). */
+  terminal?: boolean;
 }
 
 /** Host paths of the cgroup.procs files of the cgroups `pid` is in (v1 hierarchies and v2). */
@@ -523,7 +525,7 @@ export async function execInContainer(stateRoot: string, id: string, proc: ExecP
   const namespaces = (spec.linux?.namespaces ?? []).map((n) => ({ type: n.type, path: `/proc/${s.pid}/ns/${nsFile[n.type] ?? n.type}` }));
   const config = {
     ...spec,
-    process: { ...spec.process, args: proc.args, ...(proc.env ? { env: proc.env } : {}), ...(proc.cwd ? { cwd: proc.cwd } : {}), ...(proc.user ? { user: proc.user } : {}), terminal: false },
+    process: { ...spec.process, args: proc.args, ...(proc.env ? { env: proc.env } : {}), ...(proc.cwd ? { cwd: proc.cwd } : {}), ...(proc.user ? { user: proc.user } : {}), terminal: !!proc.terminal },
     linux: { ...spec.linux, namespaces },
   };
   const helper = spawnHelper({

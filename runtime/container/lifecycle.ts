@@ -87,6 +87,8 @@ export interface ExecOptions {
   cwd?: string;
   /** docker -u: name|uid[:group|gid], resolved against the container's /etc/passwd and /etc/group. */
   user?: string;
+  /** A pty for the process (docker exec -t). */
+  terminal?: boolean;
   io?: ContainerIO;
 }
 
@@ -103,6 +105,6 @@ export async function execContainer(root: string, id: string, opts: ExecOptions)
     user = { uid: u.uid, gid: u.gid, ...(u.additionalGids ? { additionalGids: u.additionalGids } : {}) };
   }
   return execInContainer(join(root, 'run'), id, {
-    args: opts.args, env: [...env.values()], ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(user ? { user } : {}),
+    args: opts.args, env: [...env.values()], ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(user ? { user } : {}), ...(opts.terminal ? { terminal: true } : {}),
   }, { ...(opts.io ? { io: opts.io } : {}), init: false });
 }

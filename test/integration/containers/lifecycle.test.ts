@@ -121,6 +121,10 @@ describe.skipIf(!!why)('containers: run -d, ps, logs, exec, stop, kill, rm, wait
     const cg = await ok('exec', id, 'sh', '-c', 'cat /proc/self/cgroup');
     expect(cg).toMatch(new RegExp(`pids:/${parent}/${id}\\n`));
     expect((await ts('exec', id, 'sh', '-c', 'exit 7')).code).toBe(7);
+    const tty = await ts('exec', '-t', id, 'sh', '-c', 'tty; [ -t 1 ] && echo isatty');
+    expect(tty.stdout.replace(/\r/g, '')).toMatch(/^\/dev\/pts\/\d+\nisatty\n$/);
+    const piped = await runTsbuild(['exec', '-i', id, 'sh', '-c', 'tr a-z A-Z'], { root, input: 'piped\n' });
+    expect(piped).toMatchObject({ code: 0, stdout: 'PIPED\n' });
     expect((await ts('exec', id, '/no/such')).code).toBe(127);
     await ok('stop', '-t', '0', id);
     const stopped = await ts('exec', id, 'true');
