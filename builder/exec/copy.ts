@@ -6,8 +6,10 @@
  * owner. `--chmod` applies to everything copied. Parent directories COPY creates belong to the
  * `--chown` owner, as in buildkit.
  */
-import { chmod, chown, copyFile, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
-import { createReadStream, type Stats } from 'node:fs';
+import { chmod, chown, copyFile, lchown, link, lstat, lutimes, mkdir, mkdtemp, readdir, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { createReadStream, openSync, readSync, closeSync, type Stats } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { decompressStream, detectCompression, extractLayer } from '../../src/oci/tar/index.js';
@@ -104,6 +106,43 @@ async function rootRoots(root: string, sources: readonly string[]): Promise<Root
   return roots;
 }
 
+/** Compressions the OCI tar module does not read (ADD accepts them, like buildkit): decompressed by the host's tool. */
+function externalCompression(path: string): 'bzip2' | 'xz' | undefined {
+  const head = Buffer.alloc(6);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, head, 0, 6, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (head.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
+  if (head.equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  return undefined;
+}
+
+/** Decompresses `path` with the host's tool into a temp file (removed by the caller with `dir`). */
+async function externalDecompress(tool: 'bzip2' | 'xz', path: string): Promise<{ dir: string; file: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'tsbuild-add-'));
+  const file = join(dir, 'plain.tar');
+  const out = openSync(file, 'w');
+  try {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const p = spawn(tool, ['-dc', '--', path], { stdio: ['ignore', out, 'pipe'] });
+      let err = '';
+      p.stderr!.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-2000)));
+      p.on('error', (e) => reject(new BuildError('COPY_FAILED', `decompressing ${path} with ${tool}`, { cause: e })));
+      p.on('close', (c) => (c === 0 ? resolve(c) : reject(new BuildError('COPY_FAILED', `decompressing ${path}: ${tool} exited ${c}: ${err.trim()}`))));
+    });
+    void code;
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  } finally {
+    closeSync(out);
+  }
+  return { dir, file };
+}
+
 async function plainStream(path: string): Promise<Readable> {
   const d = await detectCompression(createReadStream(path));
   return d.compression === 'none' ? d.stream : d.stream.pipe(decompressStream(d.compression));
@@ -111,6 +150,12 @@ async function plainStream(path: string): Promise<Readable> {
 
 /** True when `path` is a tar archive, plain or compressed (ADD extracts those). */
 async function isTarArchive(path: string): Promise<boolean> {
+  const ext = externalCompression(path);
+  if (ext) {
+    const r = spawnSync('sh', ['-c', '"$0" -dc -- "$1" 2>/dev/null | head -c 512', ext, path], { maxBuffer: 4096 });
+    const buf = r.stdout ?? Buffer.alloc(0);
+    return buf.length >= 512 && buf.subarray(257, 262).toString('latin1') === 'ustar';
+  }
   let plain: Readable | undefined;
   try {
     plain = await plainStream(path);
@@ -128,7 +173,14 @@ async function isTarArchive(path: string): Promise<boolean> {
 }
 
 async function extractArchive(path: string, destHost: string): Promise<void> {
-  await extractLayer(await plainStream(path), destHost, { whiteouts: 'apply' });
+  const ext = externalCompression(path);
+  if (!ext) return extractLayer(await plainStream(path), destHost, { whiteouts: 'apply' });
+  const { dir, file } = await externalDecompress(ext, path);
+  try {
+    await extractLayer(createReadStream(file), destHost, { whiteouts: 'apply' });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /**
