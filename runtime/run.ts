@@ -13,6 +13,7 @@ import { cgroupManagerFromPaths, createCgroupManager } from './cgroups/manager.j
 import type { CgroupManager } from './cgroups/types.js';
 import { createContainer, loadContainer, type Container, type ContainerIO } from './container/container.js';
 import { isSameProcess, processStartTime } from './container/state.js';
+import type { LogRotation } from './monitor/json-log.js';
 import { attachNetwork, containerAddress, detachNetwork, type PortMapping } from './network/cni.js';
 import { containerInfo, exitCodeOf, generateName, ownedStatus, readRecord, writeRecord, writeStatus, type ContainerRecord } from './container/records.js';
 import { prepareRootfs, unmount, type PreparedRootfs } from './rootfs/prepare.js';
@@ -45,6 +46,8 @@ export interface RunOptions {
   privileged?: boolean;
   /** `none` (default), `host`, or the name of a CNI network (`tsbuild` is the default bridge). */
   network?: string;
+  /** Size cap of a detached container's json-file log; default 10 MiB per file, 3 files. */
+  logRotation?: LogRotation;
   /** Published ports (docker -p); need a CNI network. */
   publish?: PortMapping[];
   /** `default`, `unconfined`, or a profile file path. */
@@ -381,6 +384,7 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
       created: new Date().toISOString(), autoRemove: opts.rm !== false, tty: !!opts.io?.terminal, detached: !!opts.detach, init: !!opts.init,
       stopSignal: config.config?.StopSignal || 'SIGTERM', cgroupName, cgroup: owner.cgroup, hostname, network: opts.network ?? 'none',
       ports: opts.publish ?? [], ...(address ? { address } : {}),
+      logRotation: opts.logRotation ?? { maxSize: 10 * 1024 * 1024, maxFiles: 3 },
     };
     await writeRecord(opts.root, record);
     await writeStatus(opts.root, id, ownedStatus('created'));

@@ -10,6 +10,7 @@ import { constants as osc } from 'node:os';
 import { cgroupManagerFromPaths } from '../cgroups/manager.js';
 import type { CgroupManager } from '../cgroups/types.js';
 import { RuntimeError } from '../errors.js';
+import type { LogRotation } from '../monitor/json-log.js';
 import { detachNetwork, type PortMapping } from '../network/cni.js';
 import { loadContainer } from './container.js';
 import { isSameProcess, lockContainer, processStartTime, readExit, readState } from './state.js';
@@ -42,6 +43,8 @@ export interface ContainerRecord {
   ports?: PortMapping[];
   /** The container's IPv4 address on its CNI network. */
   address?: string;
+  /** Size cap of the json-file log (--log-opt max-size, max-file). */
+  logRotation?: LogRotation;
 }
 
 /** Lifecycle of a container record (docker's State.Status). */

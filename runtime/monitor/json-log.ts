@@ -15,19 +15,47 @@ export interface LogEntry {
 
 const MAX_LINE = 16 * 1024;
 
-/** Appends entries of several streams to one json-file log (append-only, one write per entry). */
+/** Size cap of a json-file log: rotate at `maxSize` bytes, keep `maxFiles` files in all (docker --log-opt). */
+export interface LogRotation {
+  maxSize: number;
+  maxFiles: number;
+}
+
+/**
+ * Appends entries of several streams to one json-file log (append-only, one write per entry).
+ * With `rotation`, a write that would pass maxSize first renames the log to `.1` (`.1` to `.2`,
+ * ...; the oldest beyond maxFiles is dropped), as docker's json-file driver does.
+ */
 export class JsonLogWriter {
   private chain: Promise<void> = Promise.resolve();
-  private constructor(private readonly fh: fsp.FileHandle) {}
+  private constructor(private fh: fsp.FileHandle, private size: number, private readonly path: string, private readonly rotation?: LogRotation) {}
 
   /** Opens (creates) the log for appending. */
-  static async open(path: string): Promise<JsonLogWriter> {
-    return new JsonLogWriter(await fsp.open(path, 'a', 0o640));
+  static async open(path: string, rotation?: LogRotation): Promise<JsonLogWriter> {
+    const fh = await fsp.open(path, 'a', 0o640);
+    return new JsonLogWriter(fh, (await fh.stat()).size, path, rotation);
+  }
+
+  private async rotate(): Promise<void> {
+    const r = this.rotation!;
+    await this.fh.close();
+    if (r.maxFiles <= 1) await fsp.rm(this.path, { force: true });
+    else {
+      await fsp.rm(`${this.path}.${r.maxFiles - 1}`, { force: true });
+      for (let i = r.maxFiles - 2; i >= 1; i--) await fsp.rename(`${this.path}.${i}`, `${this.path}.${i + 1}`).catch(() => undefined);
+      await fsp.rename(this.path, `${this.path}.1`);
+    }
+    this.fh = await fsp.open(this.path, 'a', 0o640);
+    this.size = 0;
   }
 
   private write(stream: 'stdout' | 'stderr', text: string): void {
-    const line = `${JSON.stringify({ log: text, stream, time: new Date().toISOString() })}\n`;
-    this.chain = this.chain.then(() => this.fh.write(line)).then(() => undefined, () => undefined);
+    const line = Buffer.from(`${JSON.stringify({ log: text, stream, time: new Date().toISOString() })}\n`);
+    this.chain = this.chain.then(async () => {
+      if (this.rotation && this.size > 0 && this.size + line.length > this.rotation.maxSize) await this.rotate();
+      await this.fh.write(line);
+      this.size += line.length;
+    }).then(() => undefined, () => undefined);
   }
 
   /** Copies `r` into the log as `stream`, line by line (16 KiB pieces of longer ones); resolves at its end. */
@@ -60,6 +88,17 @@ export class JsonLogWriter {
     await this.chain;
     await this.fh.close();
   }
+}
+
+/** The rotated files of a log that exist, oldest first (`.N` ... `.1`). */
+export async function rotatedLogs(path: string): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 1; ; i++) {
+    const p = `${path}.${i}`;
+    if (!(await fsp.access(p).then(() => true, () => false))) break;
+    out.unshift(p);
+  }
+  return out;
 }
 
 /**

@@ -33,7 +33,7 @@ async function main(root: string, id: string): Promise<number> {
   }
   const p = recordPaths(root, id);
   const cgroup = rec.cgroup ? cgroupManagerFromPaths(rec.cgroupName, rec.cgroup.version, rec.cgroup.paths) : undefined;
-  const log = await JsonLogWriter.open(p.log);
+  const log = await JsonLogWriter.open(p.log, rec.logRotation);
   let c: Container;
   try {
     await writeStatus(root, id, ownedStatus('created'));

@@ -61,7 +61,7 @@ interface Flags {
   rm?: boolean; detach?: boolean; interactive?: boolean; tty?: boolean;
   env?: string[]; envFile?: string[]; workdir?: string; user?: string; entrypoint?: string; name?: string; hostname?: string;
   volume?: string[]; tmpfs?: string[]; readOnly?: boolean; memory?: string; memorySwap?: string; cpus?: string; cpuShares?: string; cpusetCpus?: string; pidsLimit?: string;
-  network: string; networkGiven?: boolean; publish?: string[]; cgroupParent?: string; capAdd?: string[]; capDrop?: string[]; securityOpt?: string[]; privileged?: boolean; init?: boolean;
+  logOpt?: string[]; network: string; networkGiven?: boolean; publish?: string[]; cgroupParent?: string; capAdd?: string[]; capDrop?: string[]; securityOpt?: string[]; privileged?: boolean; init?: boolean;
 }
 
 /** Turns parsed flags into RunOptions (everything but io and callbacks). Throws UsageError. */
@@ -78,6 +78,15 @@ export function runOptionsFromFlags(root: string, image: string, cmd: string[], 
     if (!m || !hostPort || hostPort > 65535 || !containerPort || containerPort > 65535) throw new UsageError('INVALID_ARGUMENT', `invalid published port ${JSON.stringify(p)}: expected [ip:]hostPort:containerPort[/tcp|udp]`);
     return { ...(m[1] ? { hostIP: m[1] } : {}), hostPort, containerPort, protocol: (m[4] ?? 'tcp') as 'tcp' | 'udp' };
   });
+  let logRotation: { maxSize: number; maxFiles: number } | undefined;
+  for (const o of f.logOpt ?? []) {
+    const [k, v] = [o.slice(0, o.indexOf('=') < 0 ? o.length : o.indexOf('=')), o.slice(o.indexOf('=') + 1)];
+    logRotation ??= { maxSize: 10 * 1024 * 1024, maxFiles: 3 };
+    if (k === 'max-size') logRotation.maxSize = v === '-1' ? Number.MAX_SAFE_INTEGER : parseSize(v, '--log-opt max-size');
+    else if (k === 'max-file' && /^[1-9]\d*$/.test(v)) logRotation.maxFiles = Number(v);
+    else throw new UsageError('INVALID_ARGUMENT', `invalid log option ${JSON.stringify(o)}: max-size=SIZE or max-file=N`);
+    if (logRotation.maxSize <= 0) throw new UsageError('INVALID_ARGUMENT', `invalid log option ${JSON.stringify(o)}: the size must be positive`);
+  }
   // -p without --network: the default CNI bridge (docker's default is its bridge too)
   const network = publish.length && !f.networkGiven ? 'tsbuild' : f.network;
   let seccomp: RunOptions['seccomp'] = 'default';
@@ -126,6 +135,7 @@ export function runOptionsFromFlags(root: string, image: string, cmd: string[], 
     privileged: !!f.privileged,
     network,
     ...(publish.length ? { publish } : {}),
+    ...(logRotation ? { logRotation } : {}),
     seccomp, noNewPrivileges,
     init: !!f.init, rm: !!f.rm, detach: !!f.detach,
     ...(f.cgroupParent ? { cgroupParent: f.cgroupParent } : {}),
@@ -170,6 +180,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('--cpuset-cpus <list>', 'CPUs the container may use (0-3, 0,1)')
     .option('--pids-limit <n>', 'maximum number of processes')
     .option('--network <mode>', 'none (default; tsbuild with -p), host, tsbuild (CNI bridge tsbuild0) or a CNI network name', 'none')
+    .option('--log-opt <k=v>', 'json-file log cap: max-size=SIZE (default 10m, -1 unlimited), max-file=N (default 3) (repeatable)', collect)
     .option('-p, --publish <[ip:]host:ctr[/proto]>', 'publish a container port on the host (repeatable)', collect)
     .option('--cgroup-parent <path>', "parent of the container's cgroup, relative to tsbuild's own (default: tsbuild)")
     .option('--cap-add <cap>', 'add a capability (repeatable)', collect)

@@ -199,6 +199,24 @@ describe.skipIf(!!why)('containers: run -d, ps, logs, exec, stop, kill, rm, wait
     expect((await ok('wait', id)).trim()).toBe('0');
   });
 
+  it('--log-opt max-size/max-file rotate the json-file log; logs reads the kept files in order', async () => {
+    const id = await runD('--log-opt', 'max-size=1k', '--log-opt', 'max-file=2', IMG, 'sh', '-c', 'i=0; while [ $i -lt 200 ]; do echo l$i; i=$((i+1)); done');
+    expect((await ok('wait', id)).trim()).toBe('0');
+    const log = join(root, 'containers', id, `${id}-json.log`);
+    expect(existsSync(`${log}.1`)).toBe(true);
+    expect(existsSync(`${log}.2`)).toBe(false);
+    expect(readFileSync(log).length).toBeLessThanOrEqual(1024);
+    const lines = (await ok('logs', id)).split('\n').filter(Boolean);
+    expect(lines.at(-1)).toBe('l199');
+    const first = Number(lines[0]!.slice(1));
+    expect(first).toBeGreaterThan(0);
+    expect(lines).toEqual(Array.from({ length: 200 - first }, (_, k) => `l${first + k}`));
+    expect(await ok('logs', '--tail', '2', id)).toBe('l198\nl199\n');
+    const bad = await ts('run', '-d', '--log-opt', 'colour=red', IMG, 'true');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('invalid log option "colour=red"');
+  });
+
   it('--rm removes a detached container when it exits; attached runs are kept unless --rm', async () => {
     const id = await runD('--rm', IMG, 'sh', '-c', 'echo bye');
     for (let i = 0; i < 100 && existsSync(join(root, 'containers', id)); i++) await new Promise((r) => setTimeout(r, 50));

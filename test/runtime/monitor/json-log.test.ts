@@ -53,3 +53,34 @@ describe('json-file log', () => {
     expect(second.entries).toEqual([{ log: 'b\n', stream: 'stderr', time: '2026-01-01T00:00:01.000Z' }]);
   });
 });
+
+describe('json-file log rotation', () => {
+  it('rotates at max-size and keeps max-file files, oldest dropped', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tsbuild-jsonlog-rot-'));
+    try {
+      const path = join(dir, 'c-json.log');
+      const w = await JsonLogWriter.open(path, { maxSize: 1000, maxFiles: 3 });
+      const out = new PassThrough();
+      const done = w.pipe(out, 'stdout');
+      for (let i = 0; i < 100; i++) out.write(`line ${String(i).padStart(3, '0')}\n`);
+      out.end();
+      await done;
+      await w.close();
+      const { rotatedLogs } = await import('../../../runtime/monitor/json-log.js');
+      const files = [...(await rotatedLogs(path)), path];
+      expect(files).toEqual([`${path}.2`, `${path}.1`, path]);
+      const all: string[] = [];
+      for (const f of files) {
+        expect(readFileSync(f).length).toBeLessThanOrEqual(1000);
+        all.push(...(await readLog(f)).entries.map((e) => e.log));
+      }
+      // the newest lines survive, in order, with nothing lost between the kept files
+      expect(all.at(-1)).toBe('line 099\n');
+      const first = Number(all[0]!.slice(5, 8));
+      expect(all).toEqual(Array.from({ length: 100 - first }, (_, k) => `line ${String(first + k).padStart(3, '0')}\n`));
+      expect(first).toBeGreaterThan(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
