@@ -290,4 +290,5 @@ export const CASES: readonly BenchCase[] = [
   }),
   ...TRANSFER_CASES,
   ...(await import('./cases-runtime.js')).RUNTIME_CASES,
+  ...(await import('./cases-build.js')).BUILD_CASES,
 ];

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Image } from '../../../src/oci/image.js';
 import type { ImageStore } from '../../../src/oci/store/image-store.js';
-import { buildUnavailable, CASES, leftovers, makeStore, runBuild, unpackImage, type RunBuildOptions } from './harness.js';
+import { REPO_ROOT } from '../../helpers/tools.js';
+import { buildUnavailable, BUSYBOX, CASES, leftovers, makeStore, runBuild, unpackImage, type RunBuildOptions } from './harness.js';
 
 const why = buildUnavailable();
 if (why) console.warn(`skip: ${why}`);
@@ -188,6 +189,22 @@ describe.skipIf(!!why)('build corpus', () => {
       expect(Buffer.concat(chunks).includes('s3cr3t-value')).toBe(false);
     }
     expect(leftovers(root)).toEqual([]);
+  }, 120_000);
+
+  it('examples/hello (the README demo app): two stages on busybox:demo, only the result shipped', async () => {
+    await store.tag('docker.io/library/busybox:demo', (await store.resolve(BUSYBOX)).descriptor);
+    const r = await runBuild(root, store, { context: join(REPO_ROOT, 'examples', 'hello') });
+    const fs = mkdtempSync(join(tmpdir(), 'tsbuild-corpus-fs-'));
+    temps.push(fs);
+    await unpackImage(r.result.image, fs);
+    expect(readdirSync(join(fs, 'app')).sort()).toEqual(['hello', 'share']);
+    expect(readdirSync(join(fs, 'app/share')).sort()).toEqual(['SHA256SUMS', 'how.txt', 'why.txt']);
+    expect(read(fs, 'app/share/how.txt')).toBe('BUILT IN TWO STAGES\n');
+    expect(mode(fs, 'app/hello')).toBe(0o755);
+    expect(exists(fs, 'src')).toBe(false);
+    const c = (await r.result.image.config()).config!;
+    expect([c.Cmd, c.User]).toEqual([['/app/hello'], 'nobody']);
+    expect(c.Env).toContain('GREETING_DIR=/app/share');
   }, 120_000);
 
   it('copy-link-parents: COPY --link, --parents (with globs), --exclude', async () => {

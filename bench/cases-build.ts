@@ -1,0 +1,143 @@
+/**
+ * Build benchmark cases: `tsbuild build` against `docker build` (BuildKit, Debian docker.io 20.10
+ * on a private dockerd started by setup) and `buildah build` (vfs storage in the case's work dir),
+ * each in three states:
+ *
+ * - `cold`: `--no-cache` (every step runs; the base is already local),
+ * - `cached`: the same context again (every step a cache hit),
+ * - `touched`: one copied file changed before each run (untimed), so its COPY and later steps run.
+ *
+ * Projects: `tiny` (busybox; RUN echo; COPY a file) and `multistage` (stage 1 writes 50 MB from
+ * /dev/urandom with dd; stage 2 copies it). The busybox base is imported into each engine from one
+ * tsbuild save under the same name.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { needTool, needTsbuildCommand, REPO_ROOT, tsbuildStep, type BenchCase, type CaseContext, type Side, type Step } from './harness.js';
+
+const IMAGE = 'localhost/bench/busybox:latest';
+const DOCKER = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
+const v = (ctx: CaseContext, k: string): string => ctx.vars.get(k)!;
+
+function sh(ctx: CaseContext, what: string, step: Step): string {
+  const r = spawnSync(step.cmd, step.args as string[], { encoding: 'utf8', cwd: step.cwd ?? ctx.work, env: { ...process.env, ...step.env } });
+  if (r.status !== 0) throw new Error(`setup: ${what} failed (exit ${r.status}): ${(r.stderr || '').trim().split('\n').slice(-3).join(' ')}`);
+  return r.stdout;
+}
+
+async function unmountUnder(dir: string): Promise<void> {
+  const mounts = (await readFile('/proc/self/mounts', 'utf8')).split('\n').map((l) => (l.split(' ')[1] ?? '').replace(/\\040/g, ' ')).filter((m) => m === dir || m.startsWith(`${dir}/`));
+  for (const m of mounts.sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
+}
+
+type Project = 'tiny' | 'multistage';
+type State = 'cold' | 'cached' | 'touched';
+type Peer = 'docker' | 'buildah';
+
+const DOCKERFILES: Record<Project, string> = {
+  tiny: `FROM ${IMAGE}\nRUN echo hello > /hello\nCOPY app.txt /app.txt\n`,
+  multistage: `FROM ${IMAGE} AS gen\nRUN dd if=/dev/urandom of=/big bs=1M count=50 2>/dev/null\nCOPY app.txt /app.txt\n\nFROM ${IMAGE}\nCOPY --from=gen /big /big\nCOPY app.txt /app.txt\n`,
+};
+
+/** Writes the project's context: Dockerfile and the copied file. */
+function writeContext(dir: string, project: Project): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'Dockerfile'), DOCKERFILES[project]);
+  writeFileSync(join(dir, 'app.txt'), 'version 0\n');
+}
+
+let touches = 0;
+/** The untimed change before a `touched` run: new content in the copied file. */
+function touch(ctx: CaseContext): Promise<void> {
+  writeFileSync(join(v(ctx, 'ctx'), 'app.txt'), `version ${++touches} ${process.hrtime.bigint()}\n`);
+  return Promise.resolve();
+}
+
+const dockerds = new Map<string, ChildProcess>();
+const dockerArgs = (ctx: CaseContext, ...args: string[]): string[] => ['-H', `unix://${join(ctx.work, 'docker', 'sock')}`, ...args];
+const buildahArgs = (ctx: CaseContext, ...args: string[]): string[] => ['--root', join(ctx.work, 'buildah', 'root'), '--runroot', join(ctx.work, 'buildah', 'run'), '--storage-driver', 'vfs', ...args];
+
+async function startDockerd(ctx: CaseContext): Promise<string | undefined> {
+  const dir = join(ctx.work, 'docker');
+  mkdirSync(dir, { recursive: true });
+  const logFile = join(dir, 'log');
+  const log = openSync(logFile, 'w');
+  const d = spawn('dockerd', ['--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'pid'), '-H', `unix://${join(dir, 'sock')}`, '--iptables=false', '--ip-masq=false', '--bridge=none'], { stdio: ['ignore', log, log] });
+  closeSync(log);
+  dockerds.set(ctx.work, d);
+  for (let i = 0; i < 120; i++) {
+    if (existsSync(join(dir, 'sock')) && spawnSync(DOCKER, dockerArgs(ctx, 'version'), { stdio: 'ignore' }).status === 0) return undefined;
+    await sleep(500);
+  }
+  return `dockerd did not start: ${readFileSync(logFile, 'utf8').trim().split('\n').slice(-1)[0] ?? ''}`;
+}
+
+function buildCase(project: Project, state: State, peer: Peer): BenchCase {
+  const noCache = state === 'cold';
+  const prepare = state === 'touched' ? touch : undefined;
+  const tsbuild: Side = {
+    tool: 'tsbuild',
+    needs: () => (process.getuid?.() === 0 ? undefined : 'builds need root') ?? needTsbuildCommand('build'),
+    ...(prepare ? { prepare } : {}),
+    step: (ctx) => tsbuildStep(['--root', v(ctx, 'root'), 'build', '--progress', 'quiet', ...(noCache ? ['--no-cache'] : []), '-t', 'bench/out:latest', v(ctx, 'ctx')]),
+  };
+  const other: Side =
+    peer === 'docker'
+      ? {
+          tool: 'docker build',
+          needs: () => needTool('dockerd') ?? needTool(DOCKER),
+          ...(prepare ? { prepare } : {}),
+          step: (ctx) => ({ cmd: DOCKER, args: dockerArgs(ctx, 'build', '-q', '--network', 'host', ...(noCache ? ['--no-cache'] : []), '-t', 'bench/out:latest', v(ctx, 'ctx')), env: { DOCKER_BUILDKIT: '1' } }),
+        }
+      : {
+          tool: 'buildah build',
+          needs: () => needTool('buildah'),
+          ...(prepare ? { prepare } : {}),
+          step: (ctx) => ({ cmd: 'buildah', args: buildahArgs(ctx, 'build', '-q', '--isolation', 'chroot', '--pull=never', '--layers', ...(noCache ? ['--no-cache'] : []), '-t', 'bench/out:latest', v(ctx, 'ctx')) }),
+        };
+  return {
+    name: `build-${project}-${state}-${peer}`,
+    description: `${project === 'tiny' ? 'busybox; RUN echo; COPY a file' : 'stage 1 writes 50 MB with dd from /dev/urandom, stage 2 copies it'} — ${state === 'cold' ? 'no cache' : state === 'cached' ? 'fully cached' : 'one copied file changed'} (vs ${peer === 'docker' ? 'docker build, BuildKit, private dockerd' : 'buildah build, vfs, chroot isolation'})`,
+    setup: async (ctx) => {
+      if (!existsSync('/bin/busybox')) return '/bin/busybox (busybox-static) is not installed';
+      const rootfs = join(ctx.work, 'rootfs');
+      sh(ctx, 'busybox-rootfs.sh', { cmd: 'bash', args: [join(REPO_ROOT, 'testdata/images/busybox-rootfs.sh'), rootfs] });
+      const root = join(ctx.work, 'store');
+      ctx.vars.set('root', root);
+      ctx.vars.set('ctx', join(ctx.work, 'ctx'));
+      writeContext(v(ctx, 'ctx'), project);
+      const archive = join(ctx.work, 'busybox.tar');
+      sh(ctx, 'tsbuild import', tsbuildStep(['--root', root, 'import', '-c', 'CMD ["sh"]', rootfs, IMAGE]));
+      sh(ctx, 'tsbuild save', tsbuildStep(['--root', root, 'save', '-o', archive, IMAGE]));
+      if (peer === 'docker') {
+        const why = await startDockerd(ctx);
+        if (why) return why;
+        sh(ctx, 'docker load', { cmd: DOCKER, args: dockerArgs(ctx, 'load', '-q', '-i', archive) });
+      } else {
+        const out = sh(ctx, 'buildah pull', { cmd: 'buildah', args: buildahArgs(ctx, 'pull', '-q', `docker-archive:${archive}`) });
+        sh(ctx, 'buildah tag', { cmd: 'buildah', args: buildahArgs(ctx, 'tag', out.trim().split('\n').pop()!, IMAGE) });
+      }
+      return undefined;
+    },
+    teardown: async (ctx) => {
+      const d = dockerds.get(ctx.work);
+      dockerds.delete(ctx.work);
+      if (d && d.exitCode === null && d.signalCode === null) {
+        const exited = new Promise((r) => d.once('exit', r));
+        d.kill('SIGTERM');
+        await Promise.race([exited, sleep(30_000)]);
+        if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
+      }
+      if (peer === 'buildah') spawnSync('buildah', buildahArgs(ctx, 'rmi', '-a', '-f'), { stdio: 'ignore' });
+      await unmountUnder(ctx.work);
+    },
+    tsbuild,
+    peer: other,
+  };
+}
+
+/** Every build case, in the order they run. */
+export const BUILD_CASES: readonly BenchCase[] = (['tiny', 'multistage'] as const).flatMap((p) => (['cold', 'cached', 'touched'] as const).flatMap((s) => (['docker', 'buildah'] as const).map((peer) => buildCase(p, s, peer))));
