@@ -2,6 +2,7 @@
  * Docker-style operations on recorded containers (stop, kill, rm, pause, exec): they work
  * from any process, through the records (records.ts) and the runtime state (container.ts).
  */
+import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { cgroupManagerFromPaths } from '../cgroups/manager.js';
 import { RuntimeError } from '../errors.js';
@@ -107,4 +108,58 @@ export async function execContainer(root: string, id: string, opts: ExecOptions)
   return execInContainer(join(root, 'run'), id, {
     args: opts.args, env: [...env.values()], ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(user ? { user } : {}), ...(opts.terminal ? { terminal: true } : {}),
   }, { ...(opts.io ? { io: opts.io } : {}), init: false });
+}
+
+/** One `stats` sample of a running container (docker stats' figures). */
+export interface ContainerStats {
+  id: string;
+  name: string;
+  /** CPU use over the sampling interval, in percent of one CPU. */
+  cpuPercent: number;
+  memUsage: number;
+  memLimit?: number;
+  pids: number;
+  blockRead: number;
+  blockWrite: number;
+  netRx: number;
+  netTx: number;
+}
+
+/** Bytes received/sent on every interface but lo, from the netns of `pid`. */
+async function netIo(pid: number | undefined): Promise<{ rx: number; tx: number }> {
+  const text = pid ? await fsp.readFile(`/proc/${pid}/net/dev`, 'utf8').catch(() => '') : '';
+  let rx = 0;
+  let tx = 0;
+  for (const line of text.split('\n').slice(2)) {
+    const m = /^\s*([^:]+):\s*(.*)$/.exec(line);
+    if (!m || m[1] === 'lo') continue;
+    const f = m[2]!.trim().split(/\s+/).map(Number);
+    rx += f[0] ?? 0;
+    tx += f[8] ?? 0;
+  }
+  return { rx, tx };
+}
+
+/** Samples the cgroup twice `intervalMs` apart (CPU needs two readings). Running containers only. */
+export async function containerStats(root: string, id: string, intervalMs = 500): Promise<ContainerStats> {
+  const i = await infoOf(root, id);
+  if (!isLive(i) || !i.record.cgroup) throw new RuntimeError('INVALID_STATE', `container ${i.record.name} is ${i.status.status}, not running`);
+  const cg = cgroupManagerFromPaths(i.record.cgroupName, i.record.cgroup.version, i.record.cgroup.paths);
+  const a = await cg.stats();
+  const t0 = process.hrtime.bigint();
+  await new Promise((r) => setTimeout(r, intervalMs));
+  const b = await cg.stats();
+  const wall = Number(process.hrtime.bigint() - t0);
+  const net = await netIo(i.status.pid);
+  const limit = b.memory?.limit;
+  return {
+    id: i.record.id, name: i.record.name,
+    cpuPercent: a.cpu && b.cpu && wall > 0 ? ((b.cpu.usageNanos - a.cpu.usageNanos) / wall) * 100 : 0,
+    memUsage: b.memory?.usage ?? 0,
+    // v1 reports "no limit" as a huge number
+    ...(limit !== undefined && limit < 2 ** 62 ? { memLimit: limit } : {}),
+    pids: b.pids?.current ?? 0,
+    blockRead: b.io?.readBytes ?? 0, blockWrite: b.io?.writeBytes ?? 0,
+    netRx: net.rx, netTx: net.tx,
+  };
 }

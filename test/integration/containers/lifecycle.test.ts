@@ -217,6 +217,22 @@ describe.skipIf(!!why)('containers: run -d, ps, logs, exec, stop, kill, rm, wait
     expect(bad.stderr).toContain('invalid log option "colour=red"');
   });
 
+  it('stats --no-stream agrees with the cgroup files; port lists nothing without -p', async () => {
+    const id = await runD('-m', '64m', IMG, 'sh', '-c', 'sleep 60 & while :; do :; done');
+    const rec = JSON.parse(readFileSync(join(root, 'containers', id, 'container.json'), 'utf8')) as { cgroup: { paths: Record<string, string> } };
+    const mem = rec.cgroup.paths.memory!;
+    const s = JSON.parse((await ok('stats', '--no-stream', '--format', 'json', id)).trim()) as { ID: string; CPUPerc: string; MemUsage: number; MemLimit: number; PIDs: number };
+    const usage = Number(readFileSync(join(mem, 'memory.usage_in_bytes'), 'utf8'));
+    expect(s.ID).toBe(id.slice(0, 12));
+    expect(s.MemLimit).toBe(Number(readFileSync(join(mem, 'memory.limit_in_bytes'), 'utf8')));
+    expect(s.MemLimit).toBe(64 * 1024 * 1024);
+    expect(s.MemUsage).toBeGreaterThan(0);
+    expect(Math.abs(s.MemUsage - usage)).toBeLessThan(1024 * 1024);
+    expect(s.PIDs).toBe(2);
+    expect(parseFloat(s.CPUPerc)).toBeGreaterThan(10);
+    expect(await ok('port', id)).toBe('');
+  });
+
   it('--rm removes a detached container when it exits; attached runs are kept unless --rm', async () => {
     const id = await runD('--rm', IMG, 'sh', '-c', 'echo bye');
     for (let i = 0; i < 100 && existsSync(join(root, 'containers', id)); i++) await new Promise((r) => setTimeout(r, 50));

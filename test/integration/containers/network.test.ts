@@ -86,6 +86,8 @@ describe.skipIf(!!why)('containers: CNI networking', () => {
         if (!res) await new Promise((r) => setTimeout(r, 100));
       }
       expect(res).toEqual({ status: 200, body: 'hello-from-httpd\n' });
+      expect((await tsbuildOk(['port', 'web'], { root })).stdout).toBe(`80/tcp -> 127.0.0.1:${port}\n`);
+      expect((await tsbuildOk(['ps'], { root })).stdout).toContain(`127.0.0.1:${port}->80/tcp`);
       // the container's own files: eth0 with that address, /etc/hosts naming it
       const inside = (await tsbuildOk(['exec', id, 'sh', '-c', 'ip -4 -o addr show eth0; cat /etc/hosts'], { root })).stdout;
       expect(inside).toContain(`inet ${address}/24`);
