@@ -44,6 +44,12 @@ export class Pattern {
   readonly dirs: readonly string[];
   private matchType?: MatchType;
   private regexp?: RegExp;
+  /**
+   * The same expression as `regexp` as a token list, matched in linear time (Go's regexp is RE2;
+   * a backtracking RegExp takes exponential time on `*a*a*a…b` or a run of `**` segments). Unset for
+   * patterns with character classes or letter escapes, which keep the RegExp.
+   */
+  private tokens?: Token[];
 
   constructor(cleaned: string, exclusion: boolean) {
     this.cleaned = cleaned;
@@ -65,7 +71,7 @@ export class Pattern {
         return suffix.startsWith('/') && path === suffix.slice(1);
       }
       default:
-        return this.regexp!.test(path);
+        return this.tokens ? nfaMatch(this.tokens, path) : this.regexp!.test(path);
     }
   }
 
@@ -73,6 +79,8 @@ export class Pattern {
     let re = '^';
     let type: MatchType = 'exact';
     const chars = Array.from(this.cleaned);
+    const tokens: Token[] = [];
+    let linear = true;
     for (let i = 0, k = 0; k < chars.length; i++) {
       const ch = chars[k++]!;
       if (ch === '*') {
@@ -83,36 +91,50 @@ export class Pattern {
             if (type === 'exact') type = 'prefix';
             else {
               re += '.*';
+              tokens.push({ k: 'any' });
               type = 'regexp';
             }
           } else {
             re += '(.*/)?';
+            tokens.push({ k: 'dstar' });
             type = 'regexp';
           }
           if (i === 0) type = 'suffix';
         } else {
           re += '[^/]*';
+          tokens.push({ k: 'star' });
           type = 'regexp';
         }
       } else if (ch === '?') {
         re += '[^/]';
+        tokens.push({ k: 'one' });
         type = 'regexp';
       } else if (ESCAPE.has(ch)) {
         re += '\\' + ch;
+        tokens.push({ k: 'lit', c: ch });
       } else if (ch === '\\') {
         if (k < chars.length) {
-          re += '\\' + chars[k++]!;
+          const e = chars[k++]!;
+          re += '\\' + e;
+          // `\d`, `\w`, `\n`, … mean something else to a RegExp: leave those to it
+          if (/[\p{L}\p{N}]/u.test(e)) linear = false;
+          tokens.push({ k: 'lit', c: e });
           type = 'regexp';
         } else {
           re += '\\\\';
+          tokens.push({ k: 'lit', c: '\\' });
         }
       } else if (ch === '[' || ch === ']') {
         re += ch;
+        linear = false;
         type = 'regexp';
       } else {
         re += ch;
+        if (ch === '^') linear = false;
+        tokens.push({ k: 'lit', c: ch });
       }
     }
+    if (type === 'regexp' && linear) this.tokens = tokens;
     if (type === 'regexp') {
       re += '$';
       try {
@@ -127,6 +149,63 @@ export class Pattern {
     }
     this.matchType = type;
   }
+}
+
+// One piece of a compiled pattern: a literal code point, `[^/]`, `[^/]*`, `(.*/)?` or `.*`.
+type Token = { k: 'lit'; c: string } | { k: 'one' } | { k: 'star' } | { k: 'dstar' } | { k: 'any' };
+
+/** What `.` matches in a `u` RegExp: anything but a line terminator. */
+function isDot(c: string): boolean {
+  return c !== '\n' && c !== '\r' && c !== '\u2028' && c !== '\u2029';
+}
+
+/**
+ * Whether `path` matches `^tokens$` exactly as the RegExp built from the same pattern would, by
+ * simulating the automaton (a set of positions per code point): O(tokens × path) time.
+ * States 0..n are "before token i" (n: accept); n+1+i is "inside the dot-star of dstar token i".
+ */
+function nfaMatch(tokens: readonly Token[], path: string): boolean {
+  const n = tokens.length;
+  let cur = new Uint8Array(2 * n + 2);
+  let next = new Uint8Array(2 * n + 2);
+  const close = (set: Uint8Array): void => {
+    for (let i = 0; i < n; i++) {
+      if (!set[i]) continue;
+      const t = tokens[i]!;
+      if (t.k === 'star' || t.k === 'any' || t.k === 'dstar') set[i + 1] = 1;
+      if (t.k === 'dstar') set[n + 1 + i] = 1;
+    }
+  };
+  cur[0] = 1;
+  close(cur);
+  for (const c of path) {
+    next.fill(0);
+    let any = false;
+    for (let i = 0; i < n; i++) {
+      const t = tokens[i]!;
+      if (cur[i]) {
+        if (t.k === 'lit' ? t.c === c : t.k === 'one' ? c !== '/' : t.k === 'star' ? c !== '/' : t.k === 'any' ? isDot(c) : false) {
+          next[t.k === 'lit' || t.k === 'one' ? i + 1 : i] = 1;
+          any = true;
+        }
+      }
+      if (t.k === 'dstar' && cur[n + 1 + i]) {
+        // inside the optional group of a dstar: `.` consumes and stays; a `/` may also end the group
+        if (isDot(c)) {
+          next[n + 1 + i] = 1;
+          any = true;
+        }
+        if (c === '/') {
+          next[i + 1] = 1;
+          any = true;
+        }
+      }
+    }
+    if (!any) return false;
+    [cur, next] = [next, cur];
+    close(cur);
+  }
+  return cur[n] === 1;
 }
 
 /** Per-pattern match results of a directory, passed to its children (patternmatcher MatchInfo). */

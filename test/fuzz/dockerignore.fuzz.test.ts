@@ -9,7 +9,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DockerfileError } from '../../builder/dockerfile/errors.js';
-import { matchesPatterns, parseDockerignore } from '../../builder/context/dockerignore.js';
+import { matchesPatterns, parseDockerignore, PatternMatcher } from '../../builder/context/dockerignore.js';
 import { fuzzParams, fuzzTimeout } from './budget.js';
 import { assertNoInternalCause } from './internal.js';
 
@@ -48,6 +48,35 @@ describe('fuzz: .dockerignore patterns', () => {
           }
         }),
         fuzzParams(3000, 0.5),
+      );
+    },
+    fuzzTimeout(),
+  );
+
+  // the linear-time matcher must agree with the RegExp it replaces (short inputs: no blow-up)
+  const shortPattern = fc.array(fc.constantFrom('*', '**', '**/', '?', '/', 'a', 'b', '.', '\\.', '\\*', '\\', '\u00e9', '\n', '$', '+'), { minLength: 1, maxLength: 7 }).map((a) => a.join(''));
+  const shortPath = fc.array(fc.constantFrom('a', 'b', '/', '.', '*', '\u00e9', '\n', '\u2028', '$', '+', '\\'), { maxLength: 10 }).map((a) => a.join(''));
+  it(
+    'the linear-time matcher agrees with the RegExp form of each pattern',
+    () => {
+      fc.assert(
+        fc.property(shortPattern, fc.array(shortPath, { minLength: 1, maxLength: 5 }), (pattern, paths) => {
+          let pm: PatternMatcher;
+          try {
+            pm = new PatternMatcher([pattern]);
+          } catch (e) {
+            if (e instanceof DockerfileError) return;
+            throw e;
+          }
+          const p = pm.patterns[0];
+          if (!p) return;
+          for (const path of paths) {
+            const got = p.match(path);
+            const re = (p as unknown as { regexp?: RegExp }).regexp;
+            if (re) expect(got, `${JSON.stringify(pattern)} on ${JSON.stringify(path)} (${re})`).toBe(re.test(path));
+          }
+        }),
+        fuzzParams(5000, 0.5),
       );
     },
     fuzzTimeout(),
