@@ -44,5 +44,5 @@ export function fuzzParams<T>(defaultRuns: number, share = 1): Parameters<T> {
 /** Per-test timeout (ms) for a property: generous for the default budget, unbounded-ish for long runs. */
 export function fuzzTimeout(defaultMs = 60_000): number {
   const runs = intEnv('FUZZ_RUNS');
-  return runs === undefined ? defaultMs : Math.max(defaultMs, runs * 50);
+  return runs === undefined ? defaultMs : Math.max(defaultMs, runs * 250);
 }
