@@ -189,6 +189,12 @@ class ShellWord {
           text: this.source,
         });
       }
+      // thousands of nested `${A:-${A:-…}}` exhaust the stack (the lexer recurses per level)
+      if (e instanceof RangeError) {
+        throw new DockerfileError('EXPANSION_ERROR', `failed to process ${goQuote(this.source.length > 80 ? this.source.slice(0, 80) + '…' : this.source)}: variable expansions nested too deeply`, {
+          text: this.source,
+        });
+      }
       throw e;
     }
   }

@@ -258,8 +258,12 @@ describe('fuzz: Dockerfile front end', () => {
     fuzzTimeout(),
   );
 
-  const wordArb = fc.array(fc.oneof(fc.constantFrom(...TOKENS, '${', '${A', '${A:', '${A:?}', '${A?}', '${:}', '${1}', '${A/', '${A#', '$A', '$1', '$@', '$*', '$#', '${A-${B:-$C}}', '\\$', '`$'), fc.string({ maxLength: 4 }), fc.string({ unit: 'grapheme', maxLength: 3 })), { maxLength: 12 }).map((a) => a.join(''));
-  const envArb = fc.dictionary(fc.constantFrom('A', 'B', 'C', 'PATH', '1', 'é'), fc.oneof(wordArb, fc.string({ maxLength: 6 })), { maxKeys: 4 });
+  const nestedArb = fc
+    .tuple(fc.constantFrom('${A:-', '${A:+', '${A/', '${B-', '"${A:-', '${A%%'), fc.integer({ min: 10, max: 20_000 }), fc.constantFrom('}', '"}', ''))
+    .map(([open, n, close]) => open.repeat(n) + 'x' + close.repeat(n));
+  const wordArb0 = fc.array(fc.oneof(fc.constantFrom(...TOKENS, '${', '${A', '${A:', '${A:?}', '${A?}', '${:}', '${1}', '${A/', '${A#', '$A', '$1', '$@', '$*', '$#', '${A-${B:-$C}}', '\\$', '`$'), fc.string({ maxLength: 4 }), fc.string({ unit: 'grapheme', maxLength: 3 })), { maxLength: 12 }).map((a) => a.join(''));
+  const wordArb = fc.oneof({ weight: 12, arbitrary: wordArb0 }, { weight: 1, arbitrary: nestedArb });
+  const envArb = fc.dictionary(fc.constantFrom('A', 'B', 'C', 'PATH', '1', 'é'), fc.oneof(wordArb0, fc.string({ maxLength: 6 })), { maxKeys: 4 });
   const optsArb = fc.record({ rawQuotes: fc.boolean(), rawEscapes: fc.boolean(), skipProcessQuotes: fc.boolean(), skipUnsetEnv: fc.boolean() }, { requiredKeys: [] });
 
   it(
@@ -275,6 +279,7 @@ describe('fuzz: Dockerfile front end', () => {
               expect(typeof r === 'string' || Array.isArray(r)).toBe(true);
             } catch (e) {
               if (!(e instanceof DockerfileError) || e.code !== 'EXPANSION_ERROR') throw new Error(`processWord${mode === 'words' ? 's' : ''} threw ${(e as Error)?.stack ?? String(e)}`);
+              internalCause(e, 'expansion');
             }
           }
           const ms = performance.now() - started;
