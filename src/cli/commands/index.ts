@@ -47,6 +47,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'run', group: 'containers', summary: 'Run a command in a new container from a local image', load: () => import('./run.js') },
   { name: 'stats', group: 'containers', summary: 'CPU, memory, pids, network and block I/O of running containers', load: () => import('./stats.js') },
   { name: 'stop', group: 'containers', summary: 'Stop running containers (STOPSIGNAL, then SIGKILL)', load: () => import('./stop.js') },
+  { name: 'top', group: 'containers', summary: 'List the processes of a container', load: () => import('./top.js') },
   { name: 'unpause', group: 'containers', summary: 'Thaw paused containers', load: () => import('./unpause.js') },
   { name: 'wait', group: 'containers', summary: 'Wait for containers to exit and print their exit codes', load: () => import('./wait.js') },
   { name: 'attest', group: 'signing', summary: 'Attach a signed in-toto attestation to an image in a registry (cosign attest)', load: () => import('./attest.js') },

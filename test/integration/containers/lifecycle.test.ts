@@ -231,6 +231,9 @@ describe.skipIf(!!why)('containers: run -d, ps, logs, exec, stop, kill, rm, wait
     expect(s.PIDs).toBe(2);
     expect(parseFloat(s.CPUPerc)).toBeGreaterThan(10);
     expect(await ok('port', id)).toBe('');
+    const top = (await ok('top', id)).trim().split('\n');
+    expect(top[0]).toMatch(/^PID\s+PPID\s+UID\s+CMD$/);
+    expect(top.slice(1).map((l) => l.split(/\s+/).slice(3).join(' ')).sort()).toEqual(['sh -c sleep 60 & while :; do :; done', 'sleep 60']);
   });
 
   it('--rm removes a detached container when it exits; attached runs are kept unless --rm', async () => {
