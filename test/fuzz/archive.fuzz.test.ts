@@ -247,12 +247,15 @@ describe('fuzz: docker-archive and OCI archive reading', () => {
             } catch (e) {
               failed = e;
             }
+            // first: a time-boxed (still running) or untyped failure, before looking at the store
+            if (failed !== undefined) {
+              if (!(failed instanceof ContentError)) throw new Error(`readArchiveStream threw a non-ContentError: ${(failed as Error)?.stack ?? String(failed)}`);
+              assertNoInternalCause(failed, 'readArchiveStream');
+            }
             expect(await readdir(join(root, 'dst', 'tmp'))).toEqual([]);
             const fsck = await dst.fsck();
             expect(fsck.bad).toEqual([]);
             if (failed !== undefined) {
-              if (!(failed instanceof ContentError)) throw new Error(`readArchiveStream threw a non-ContentError: ${(failed as Error)?.stack ?? String(failed)}`);
-              assertNoInternalCause(failed, 'readArchiveStream');
               expect(await blobList(dst)).toEqual(baseline);
               return;
             }
