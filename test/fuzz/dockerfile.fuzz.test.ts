@@ -253,16 +253,16 @@ describe('fuzz: Dockerfile front end', () => {
   it(
     'parse → instructions → convert throws only located DockerfileErrors and stays within the time box',
     async () => {
-      await fc.assert(fc.asyncProperty(dockerfileArb, buildInputsArb, checkDockerfile), fuzzParams(6000, 0.6));
+      await fc.assert(fc.asyncProperty(dockerfileArb, buildInputsArb, checkDockerfile), fuzzParams(4000, 0.6));
     },
     fuzzTimeout(),
   );
 
   const nestedArb = fc
-    .tuple(fc.constantFrom('${A:-', '${A:+', '${A/', '${B-', '"${A:-', '${A%%'), fc.integer({ min: 10, max: 20_000 }), fc.constantFrom('}', '"}', ''))
+    .tuple(fc.constantFrom('${A:-', '${A:+', '${A/', '${B-', '"${A:-', '${A%%'), fc.integer({ min: 10, max: 12_000 }), fc.constantFrom('}', '"}', ''))
     .map(([open, n, close]) => open.repeat(n) + 'x' + close.repeat(n));
   const wordArb0 = fc.array(fc.oneof(fc.constantFrom(...TOKENS, '${', '${A', '${A:', '${A:?}', '${A?}', '${:}', '${1}', '${A/', '${A#', '$A', '$1', '$@', '$*', '$#', '${A-${B:-$C}}', '\\$', '`$'), fc.string({ maxLength: 4 }), fc.string({ unit: 'grapheme', maxLength: 3 })), { maxLength: 12 }).map((a) => a.join(''));
-  const wordArb = fc.oneof({ weight: 12, arbitrary: wordArb0 }, { weight: 1, arbitrary: nestedArb });
+  const wordArb = fc.oneof({ weight: 40, arbitrary: wordArb0 }, { weight: 1, arbitrary: nestedArb });
   const envArb = fc.dictionary(fc.constantFrom('A', 'B', 'C', 'PATH', '1', 'é'), fc.oneof(wordArb0, fc.string({ maxLength: 6 })), { maxKeys: 4 });
   const optsArb = fc.record({ rawQuotes: fc.boolean(), rawEscapes: fc.boolean(), skipProcessQuotes: fc.boolean(), skipUnsetEnv: fc.boolean() }, { requiredKeys: [] });
 
@@ -285,7 +285,7 @@ describe('fuzz: Dockerfile front end', () => {
           const ms = performance.now() - started;
           if (ms > TIME_BOX_MS) throw new Error(`expansion took ${ms.toFixed(0)} ms`);
         }),
-        fuzzParams(8000, 0.4),
+        fuzzParams(5000, 0.4),
       );
     },
     fuzzTimeout(),
