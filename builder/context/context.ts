@@ -297,9 +297,10 @@ export class BuildContext {
     const h = createHash('sha256');
     for (const s of selected) {
       h.update(`source ${JSON.stringify(s.source)}\n`);
-      for (const e of s.entries) {
-        let content = '';
-        if (e.type === 'file') content = await sha256File(join(this.root, e.path));
+      // file contents are hashed concurrently (bounded); the digest is fed in entry order
+      const contents = await mapLimit(s.entries, HASH_CONCURRENCY, (e) => (e.type === 'file' ? sha256File(join(this.root, e.path), e.size) : Promise.resolve('')));
+      for (const [i, e] of s.entries.entries()) {
+        const content = contents[i]!;
         const rec = [e.path, e.type, e.mode.toString(8), String(e.uid), String(e.gid), e.linkname ?? '', content];
         h.update(JSON.stringify(rec) + '\n');
       }
@@ -308,7 +309,27 @@ export class BuildContext {
   }
 }
 
-async function sha256File(path: string): Promise<string> {
+/** How many context files are hashed at once. */
+const HASH_CONCURRENCY = 32;
+/** Files up to this size are read in one call rather than streamed. */
+const SMALL_FILE = 1 << 20;
+
+/** `fn` over `items` with at most `limit` in flight; results in input order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+async function sha256File(path: string, size = Infinity): Promise<string> {
+  if (size <= SMALL_FILE) return createHash('sha256').update(await readFile(path)).digest('hex');
   const h = createHash('sha256');
   await pipeline(createReadStream(path), h);
   return h.digest('hex');
