@@ -21,7 +21,8 @@ import { fuzzParams, fuzzTimeout } from './budget.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 /** Longest a single case may take (parse + instructions + convert) on a loaded 2-core machine. */
-const TIME_BOX_MS = 2_000;
+// Generous: the suite runs on a loaded 2-core CI machine; the point is "never hangs", not speed.
+const TIME_BOX_MS = 15_000;
 
 function corpus(dirs = ['testdata/dockerfile/parse', 'testdata/dockerfile/parse-negative']): string[] {
   const out: string[] = [];
