@@ -82,8 +82,17 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('--platform <os/arch[/variant]>', 'platform to pull from an index (default: this host)')
     .option('--all-platforms', 'pull every platform of an index (needed to push the index elsewhere)')
     .option('-q, --quiet', 'print only the image reference')
-    .action(async (image: string, o: ConnectionOpts & { platform?: string; allPlatforms?: boolean; quiet?: boolean }) => {
+    .action(async (image: string, o: PullFlags) => {
       const c = ctx();
+      c.stdout.write(`${await pullImage(c, image, o)}\n`);
+    });
+}
+
+/** Flags of `tsbuild pull` (also used by `run --pull` and other commands that pull on demand). */
+export type PullFlags = ConnectionOpts & { platform?: string; allPlatforms?: boolean; quiet?: boolean };
+
+/** Pulls `image` into the local store and tags it; returns the local name (or the reference). */
+export async function pullImage(c: CliContext, image: string, o: PullFlags): Promise<string> {
       const ref = parseReference(image);
       const store = await ImageStore.open(c.root, { logger: c.logger });
       if (!o.quiet) c.stderr.write(`pulling ${formatReference(ref)}\n`);
@@ -100,6 +109,5 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       if (name) await store.tag(name, res.descriptor);
       else await store.addUntagged(res.descriptor);
       if (!o.quiet) c.stderr.write(`digest: ${res.descriptor.digest}\n`);
-      c.stdout.write(`${name ?? formatReference(ref)}\n`);
-    });
+      return name ?? formatReference(ref);
 }

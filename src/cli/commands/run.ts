@@ -151,6 +151,35 @@ function withRunStatus(e: unknown): unknown {
   return e;
 }
 
+/**
+ * Makes `image` available in the local store as `docker run` does: with policy `missing` it is
+ * pulled through the registry client only when the store lacks it, `always` pulls first, `never`
+ * leaves the "unable to find image" error to the runtime. The registry modules load only on a pull.
+ */
+async function ensureImage(c: CliContext, image: string, policy: string): Promise<void> {
+  if (!['missing', 'always', 'never'].includes(policy)) throw new UsageError('INVALID_ARGUMENT', `--pull: want missing, always or never, got ${policy}`);
+  if (policy === 'never') return;
+  if (policy === 'missing') {
+    const { ImageStore } = await import('../../oci/store/image-store.js');
+    const store = await ImageStore.open(c.root, { logger: c.logger });
+    try {
+      await store.resolve(image);
+      return;
+    } catch (e) {
+      if (!(e instanceof TsbuildError && e.code === 'NOT_FOUND')) throw e;
+    }
+    const { parseReference } = await import('../../oci/reference.js');
+    try {
+      parseReference(image);
+    } catch {
+      return; // not a reference (e.g. an unknown id prefix): the runtime reports it as not found
+    }
+    c.stderr.write(`Unable to find image '${image}' locally\n`);
+  }
+  const { pullImage } = await import('./pull.js');
+  await pullImage(c, image, { quiet: false });
+}
+
 /** `tsbuild run [OPTIONS] IMAGE [COMMAND] [ARG...]`. */
 export function register(cmd: Command, ctx: () => CliContext): void {
   // Everything after IMAGE belongs to the container's command, as with docker.
@@ -188,8 +217,10 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('--security-opt <opt>', 'seccomp=unconfined|FILE, no-new-privileges (repeatable)', collect)
     .option('--privileged', 'all capabilities, no seccomp, no masked paths')
     .option('--init', 'run an init as PID 1 that reaps zombies and forwards signals')
-    .action(async (image: string, command: string[], flags: Flags) => {
+    .option('--pull <policy>', 'missing (pull when not in the local store), always or never', 'missing')
+    .action(async (image: string, command: string[], flags: Flags & { pull: string }) => {
       const c = ctx();
+      await ensureImage(c, image, flags.pull);
       const opts = runOptionsFromFlags(c.root, image, command, { ...flags, networkGiven: cmd.getOptionValueSource('network') === 'cli' });
       if (flags.detach && flags.interactive) throw new UsageError('NOT_SUPPORTED', '-d with -i is not supported: a detached container has no stdin (attach is not implemented)');
       const { runImage } = await import('../../../runtime/run.js');
