@@ -177,7 +177,13 @@ async function ensureImage(c: CliContext, image: string, policy: string): Promis
     c.stderr.write(`Unable to find image '${image}' locally\n`);
   }
   const { pullImage } = await import('./pull.js');
-  await pullImage(c, image, { quiet: false });
+  try {
+    await pullImage(c, image, { quiet: false });
+  } catch (e) {
+    // docker run exits 125 when the image can be neither found nor pulled
+    const what = policy === 'missing' ? `unable to find image ${image} in the local store, and pulling it failed` : `pulling ${image} failed`;
+    throw Object.assign(new TsbuildError('IMAGE_NOT_FOUND', what, { cause: e }), { exitCode: 125 });
+  }
 }
 
 /** `tsbuild run [OPTIONS] IMAGE [COMMAND] [ARG...]`. */
