@@ -13,28 +13,15 @@
  * writes 50 MB from /dev/urandom with dd; stage 2 copies it). The base is imported into each
  * engine from one tsbuild save under the same name.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { needTool, needTsbuildCommand, REPO_ROOT, tsbuildStep, type BenchCase, type CaseContext, type Side, type Step } from './harness.js';
+import { DOCKER, dockerArgs, sh, startDockerd, stopDockerd, unmountUnder } from './setup.js';
+import { needTool, needTsbuildCommand, REPO_ROOT, tsbuildStep, type BenchCase, type CaseContext, type Side } from './harness.js';
 
 const IMAGE = 'localhost/bench/busybox:latest';
 const DEBIAN = 'localhost/bench/debian:bookworm';
-const DOCKER = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
 const v = (ctx: CaseContext, k: string): string => ctx.vars.get(k)!;
-
-function sh(ctx: CaseContext, what: string, step: Step): string {
-  const r = spawnSync(step.cmd, step.args as string[], { encoding: 'utf8', cwd: step.cwd ?? ctx.work, env: { ...process.env, ...step.env } });
-  if (r.status !== 0) throw new Error(`setup: ${what} failed (exit ${r.status}): ${(r.stderr || '').trim().split('\n').slice(-3).join(' ')}`);
-  return r.stdout;
-}
-
-async function unmountUnder(dir: string): Promise<void> {
-  const mounts = (await readFile('/proc/self/mounts', 'utf8')).split('\n').map((l) => (l.split(' ')[1] ?? '').replace(/\\040/g, ' ')).filter((m) => m === dir || m.startsWith(`${dir}/`));
-  for (const m of mounts.sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
-}
 
 type Project = 'tiny' | 'medium' | 'multistage';
 type State = 'cold' | 'cached' | 'touched';
@@ -69,24 +56,7 @@ const touch =
     return Promise.resolve();
   };
 
-const dockerds = new Map<string, ChildProcess>();
-const dockerArgs = (ctx: CaseContext, ...args: string[]): string[] => ['-H', `unix://${join(ctx.work, 'docker', 'sock')}`, ...args];
 const buildahArgs = (ctx: CaseContext, ...args: string[]): string[] => ['--root', join(ctx.work, 'buildah', 'root'), '--runroot', join(ctx.work, 'buildah', 'run'), '--storage-driver', 'vfs', ...args];
-
-async function startDockerd(ctx: CaseContext): Promise<string | undefined> {
-  const dir = join(ctx.work, 'docker');
-  mkdirSync(dir, { recursive: true });
-  const logFile = join(dir, 'log');
-  const log = openSync(logFile, 'w');
-  const d = spawn('dockerd', ['--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'pid'), '-H', `unix://${join(dir, 'sock')}`, '--iptables=false', '--ip-masq=false', '--bridge=none'], { stdio: ['ignore', log, log] });
-  closeSync(log);
-  dockerds.set(ctx.work, d);
-  for (let i = 0; i < 120; i++) {
-    if (existsSync(join(dir, 'sock')) && spawnSync(DOCKER, dockerArgs(ctx, 'version'), { stdio: 'ignore' }).status === 0) return undefined;
-    await sleep(500);
-  }
-  return `dockerd did not start: ${readFileSync(logFile, 'utf8').trim().split('\n').slice(-1)[0] ?? ''}`;
-}
 
 function buildCase(project: Project, state: State, peer: Peer): BenchCase {
   const noCache = state === 'cold';
@@ -142,14 +112,7 @@ function buildCase(project: Project, state: State, peer: Peer): BenchCase {
       return undefined;
     },
     teardown: async (ctx) => {
-      const d = dockerds.get(ctx.work);
-      dockerds.delete(ctx.work);
-      if (d && d.exitCode === null && d.signalCode === null) {
-        const exited = new Promise((r) => d.once('exit', r));
-        d.kill('SIGTERM');
-        await Promise.race([exited, sleep(30_000)]);
-        if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
-      }
+      await stopDockerd(ctx);
       if (peer === 'buildah') spawnSync('buildah', buildahArgs(ctx, 'rmi', '-a', '-f'), { stdio: 'ignore' });
       await unmountUnder(ctx.work);
     },

@@ -9,12 +9,12 @@
  *   in the case's work dir through --root/--runroot) and against `docker run --rm --network none`
  *   on a private dockerd started by setup (skipped when no Docker engine is installed).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { needTool, needTsbuildCommand, REPO_ROOT, tsbuildStep, type BenchCase, type CaseContext, type Step } from './harness.js';
+import { DOCKER, dockerArgs, sh, startDockerd, stopDockerd, unmountUnder } from './setup.js';
+import { needTool, needTsbuildCommand, REPO_ROOT, tsbuildStep, type BenchCase, type CaseContext } from './harness.js';
 
 /** The image name in every store (full form, so podman and docker need no short-name resolution). */
 const IMAGE = 'docker.io/library/busybox:latest';
@@ -22,12 +22,6 @@ const IMAGE = 'docker.io/library/busybox:latest';
 const v = (ctx: CaseContext, k: string): string => ctx.vars.get(k)!;
 
 /** Runs a setup command; a failure fails the case (it is not a missing capability). */
-function sh(ctx: CaseContext, what: string, step: Step): string {
-  const r = spawnSync(step.cmd, step.args as string[], { encoding: 'utf8', cwd: step.cwd ?? ctx.work, env: { ...process.env, ...step.env } });
-  if (r.status !== 0) throw new Error(`setup: ${what} failed (exit ${r.status}): ${(r.stderr || '').trim().split('\n').slice(-3).join(' ')}`);
-  return r.stdout;
-}
-
 function needRoot(): string | undefined {
   return process.getuid?.() === 0 ? undefined : 'running containers needs root';
 }
@@ -37,12 +31,6 @@ function busyboxRootfs(ctx: CaseContext, dir: string): string | undefined {
   if (!existsSync('/bin/busybox')) return '/bin/busybox (busybox-static) is not installed';
   sh(ctx, 'busybox-rootfs.sh', { cmd: 'bash', args: [join(REPO_ROOT, 'testdata/images/busybox-rootfs.sh'), dir] });
   return undefined;
-}
-
-/** Unmounts whatever is still mounted under the case's work dir (deepest first). */
-async function unmountUnder(dir: string): Promise<void> {
-  const mounts = (await readFile('/proc/self/mounts', 'utf8')).split('\n').map((l) => (l.split(' ')[1] ?? '').replace(/\\040/g, ' ')).filter((m) => m === dir || m.startsWith(`${dir}/`));
-  for (const m of mounts.sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
 }
 
 // ---- (a) the OCI runtime CLI on one bundle
@@ -133,32 +121,13 @@ const runPodman: BenchCase = {
   },
 };
 
-/** The Docker client: Debian's docker.io, else another on PATH. */
-const DOCKER = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
-/** The private dockerd of each run-docker case, by work dir (stopped by teardown). */
-const dockerds = new Map<string, ChildProcess>();
-const dockerArgs = (ctx: CaseContext, ...args: string[]): string[] => ['-H', `unix://${join(ctx.work, 'docker', 'sock')}`, ...args];
 
 const runDocker: BenchCase = {
   name: 'run-docker',
   description: 'run /bin/true in a new container from the busybox image, network none, removed afterwards (docker: a private dockerd with its data root in a temp dir, image loaded from tsbuild save)',
   setup: async (ctx) => {
-    const dir = join(ctx.work, 'docker');
-    spawnSync('mkdir', ['-p', dir]);
-    const logFile = join(dir, 'log');
-    const log = openSync(logFile, 'w');
-    const d = spawn('dockerd', ['--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'pid'), '-H', `unix://${join(dir, 'sock')}`, '--iptables=false', '--ip-masq=false', '--bridge=none'], { stdio: ['ignore', log, log] });
-    closeSync(log);
-    dockerds.set(ctx.work, d);
-    let up = false;
-    for (let i = 0; i < 120 && d.exitCode === null; i++) {
-      if (existsSync(join(dir, 'sock')) && spawnSync(DOCKER, dockerArgs(ctx, 'version'), { stdio: 'ignore' }).status === 0) {
-        up = true;
-        break;
-      }
-      await sleep(500);
-    }
-    if (!up) return `dockerd did not start: ${readFileSync(logFile, 'utf8').trim().split('\n').slice(-1)[0] ?? ''}`;
+    const down = await startDockerd(ctx);
+    if (down) return down;
     const why = storeSetup(ctx);
     if (why) return why;
     sh(ctx, 'docker load', { cmd: DOCKER, args: dockerArgs(ctx, 'load', '-q', '-i', v(ctx, 'archive')) });
@@ -167,14 +136,7 @@ const runDocker: BenchCase = {
     return undefined;
   },
   teardown: async (ctx) => {
-    const d = dockerds.get(ctx.work);
-    dockerds.delete(ctx.work);
-    if (d && d.exitCode === null && d.signalCode === null) {
-      const exited = new Promise((r) => d.once('exit', r));
-      d.kill('SIGTERM');
-      await Promise.race([exited, sleep(30_000)]);
-      if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
-    }
+    await stopDockerd(ctx);
     await unmountUnder(ctx.work);
   },
   tsbuild: tsbuildRun,

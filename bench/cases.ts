@@ -8,8 +8,9 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { needTool, needTsbuildCommand, REPO_ROOT, tsbuildStep, type BenchCase, type CaseContext, type Step } from './harness.js';
+import { needTool, needTsbuildCommand, REPO_ROOT, tsbuildStep, type BenchCase, type CaseContext } from './harness.js';
 import { RANDOM_TAG, randomLayout } from './random-image.js';
+import { sh } from './setup.js';
 import { needRegistry, startBenchRegistry, type BenchRegistry } from './registry.js';
 
 const COMPRESS = fileURLToPath(new URL('./compress.js', import.meta.url));
@@ -28,11 +29,6 @@ function debianTar(ctx: CaseContext): string | { skip: string } {
 const v = (ctx: CaseContext, k: string): string => ctx.vars.get(k)!;
 
 /** Runs a setup command; a failure fails the case (it is not a missing capability). */
-function sh(ctx: CaseContext, what: string, step: Step): void {
-  const r = spawnSync(step.cmd, step.args as string[], { encoding: 'utf8', cwd: step.cwd ?? ctx.work, env: { ...process.env, ...step.env } });
-  if (r.status !== 0) throw new Error(`setup: ${what} failed (exit ${r.status}): ${(r.stderr || '').trim().split('\n').slice(-3).join(' ')}`);
-}
-
 /** Shared setup of the save/load cases: Debian imported into a tsbuild store, saved, and as an OCI dir. */
 async function debianImage(ctx: CaseContext): Promise<string | undefined> {
   const tar = debianTar(ctx);
