@@ -3,8 +3,7 @@
  * buildah 1.28 supports) on the same busybox base must give the same root filesystem (path,
  * type, mode, uid, gid, size, content hash, link target) and the same container config.
  */
-import { createHash } from 'node:crypto';
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +14,7 @@ import { writeArchive } from '../../../src/oci/archive/write.js';
 import type { ImageStore } from '../../../src/oci/store/image-store.js';
 import { firstReason, needTool } from '../../helpers/capabilities.js';
 import { run } from '../../helpers/tools.js';
-import { buildUnavailable, BUSYBOX, CASES, makeStore, runBuild, unpackImage } from './harness.js';
+import { buildUnavailable, BUSYBOX, CASES, makeStore, runBuild, treeManifest, unpackImage } from './harness.js';
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 
@@ -50,36 +49,6 @@ afterAll(() => {
   for (const t of temps.reverse()) rmSync(t, { recursive: true, force: true });
 });
 
-interface Node {
-  type: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  sha?: string;
-  link?: string;
-}
-
-function walk(dir: string, rel = '', out = new Map<string, Node>()): Map<string, Node> {
-  for (const n of readdirSync(dir).sort()) {
-    const p = join(dir, n);
-    const r = rel ? `${rel}/${n}` : n;
-    const st = lstatSync(p);
-    const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
-    out.set(r, {
-      type,
-      mode: st.mode & 0o7777,
-      uid: st.uid,
-      gid: st.gid,
-      size: type === 'file' ? st.size : 0,
-      ...(type === 'file' ? { sha: createHash('sha256').update(readFileSync(p)).digest('hex') } : {}),
-      ...(type === 'symlink' ? { link: readlinkSync(p) } : {}),
-    });
-    if (type === 'dir') walk(p, r, out);
-  }
-  return out;
-}
-
 describe.skipIf(!!why)('differential: tsbuild build vs buildah build', () => {
   it('same rootfs and config for the differential case', async () => {
     const ctx = join(CASES, 'differential', 'ctx');
@@ -97,8 +66,8 @@ describe.skipIf(!!why)('differential: tsbuild build vs buildah build', () => {
     const t = tmp('tsbuild-build-theirs-');
     await unpackImage(ours.result.image, a);
     await unpackImage(theirs, t);
-    const mine = walk(a);
-    const other = walk(t);
+    const mine = treeManifest(a);
+    const other = treeManifest(t);
     // buildah 1.28 leaves its RUN mount points in layers (empty /etc/hosts, /etc/resolv.conf,
     // /run); buildkit does not, and neither do we. Only those, and only when empty, are skipped.
     const buildahArtefacts = new Set(['etc/hosts', 'etc/resolv.conf', 'run']);

@@ -8,8 +8,7 @@
  * (`created_by`, `empty_layer`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { closeSync, createWriteStream, existsSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { closeSync, createWriteStream, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -22,7 +21,7 @@ import { imageFromContent } from '../../../src/oci/layout/from-content.js';
 import type { ImageStore } from '../../../src/oci/store/image-store.js';
 import { firstReason, needTool } from '../../helpers/capabilities.js';
 import { run } from '../../helpers/tools.js';
-import { buildUnavailable, BUSYBOX, CASES, makeStore, runBuild, unpackImage } from './harness.js';
+import { buildUnavailable, BUSYBOX, CASES, makeStore, runBuild, treeManifest, unpackImage, type RootfsNode } from './harness.js';
 
 const DOCKER = '/usr/bin/docker';
 const why = firstReason(buildUnavailable(), needTool('dockerd'), existsSync(DOCKER) ? undefined : `${DOCKER} (Debian docker.io 20.10) is not installed`);
@@ -123,47 +122,8 @@ afterAll(async () => {
   for (const t of temps.reverse()) rmSync(t, { recursive: true, force: true });
 }, 60_000);
 
-interface Node {
-  type: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  sha?: string;
-  link?: string;
-  /** Other paths of the same inode (hardlinks), sorted. */
-  links?: string[];
-}
-
-function walk(dir: string): Map<string, Node> {
-  const out = new Map<string, Node>();
-  const inodes = new Map<number, string[]>();
-  const rec = (d: string, rel: string): void => {
-    for (const n of readdirSync(d).sort()) {
-      const p = join(d, n);
-      const r = rel ? `${rel}/${n}` : n;
-      const st = lstatSync(p);
-      const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
-      out.set(r, {
-        type,
-        mode: st.mode & 0o7777,
-        uid: st.uid,
-        gid: st.gid,
-        size: type === 'file' ? st.size : 0,
-        ...(type === 'file' ? { sha: createHash('sha256').update(readFileSync(p)).digest('hex') } : {}),
-        ...(type === 'symlink' ? { link: readlinkSync(p) } : {}),
-      });
-      if (type === 'file' && st.nlink > 1) inodes.set(st.ino, [...(inodes.get(st.ino) ?? []), r]);
-      if (type === 'dir') rec(p, r);
-    }
-  };
-  rec(dir, '');
-  for (const group of inodes.values()) for (const p of group) out.get(p)!.links = group.filter((x) => x !== p).sort();
-  return out;
-}
-
 /** The rootfs differences between two trees, one line each. */
-function treeDiffs(mine: Map<string, Node>, other: Map<string, Node>): string[] {
+function treeDiffs(mine: Map<string, RootfsNode>, other: Map<string, RootfsNode>): string[] {
   const diffs: string[] = [];
   for (const p of [...new Set([...mine.keys(), ...other.keys()])].sort()) {
     const x = mine.get(p);
@@ -228,7 +188,7 @@ describe.skipIf(!!why)('differential: tsbuild build vs docker build (BuildKit, d
       const t = tmp('tsbuild-build-docker-');
       await unpackImage(ours.result.image, a);
       await unpackImage(theirs, t);
-      expect(treeDiffs(walk(a), walk(t))).toEqual([]);
+      expect(treeDiffs(treeManifest(a, { hardlinks: true }), treeManifest(t, { hardlinks: true }))).toEqual([]);
       expect(await configOf(ours.result.image)).toEqual(await configOf(theirs));
       expect(await historyOf(ours.result.image)).toEqual(await historyOf(theirs, c));
       // same number of layers: empty diffs make no layer in either

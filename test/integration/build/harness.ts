@@ -3,7 +3,8 @@
  * imported as `localhost/test/busybox:latest`, and a `runBuild` that drives the library build
  * through the CLI's runtime wiring, collecting progress events.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -143,5 +144,49 @@ export async function layerEntries(layer: import('../../../src/oci/image.js').La
     body.resume();
     await new Promise<void>((r) => (body.readableEnded ? r() : body.once('end', r)));
   }
+  return out;
+}
+
+/** One rootfs entry as the differential tests compare it (path is the map key). */
+export interface RootfsNode {
+  type: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  sha?: string;
+  link?: string;
+  /** Other paths of the same inode (hardlinks), sorted; only with `hardlinks: true`. */
+  links?: string[];
+}
+
+/**
+ * Every entry under `dir` (relative paths, sorted walk): type, mode bits, owner, size, content
+ * hash of files, link target of symlinks, and with `hardlinks` the other paths of each inode.
+ */
+export function treeManifest(dir: string, opts: { hardlinks?: boolean } = {}): Map<string, RootfsNode> {
+  const out = new Map<string, RootfsNode>();
+  const inodes = new Map<number, string[]>();
+  const rec = (d: string, rel: string): void => {
+    for (const n of readdirSync(d).sort()) {
+      const p = join(d, n);
+      const r = rel ? `${rel}/${n}` : n;
+      const st = lstatSync(p);
+      const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
+      out.set(r, {
+        type,
+        mode: st.mode & 0o7777,
+        uid: st.uid,
+        gid: st.gid,
+        size: type === 'file' ? st.size : 0,
+        ...(type === 'file' ? { sha: createHash('sha256').update(readFileSync(p)).digest('hex') } : {}),
+        ...(type === 'symlink' ? { link: readlinkSync(p) } : {}),
+      });
+      if (opts.hardlinks && type === 'file' && st.nlink > 1) inodes.set(st.ino, [...(inodes.get(st.ino) ?? []), r]);
+      if (type === 'dir') rec(p, r);
+    }
+  };
+  rec(dir, '');
+  for (const group of inodes.values()) for (const p of group) out.get(p)!.links = group.filter((x) => x !== p).sort();
   return out;
 }
