@@ -10,7 +10,9 @@ import { constants as osc } from 'node:os';
 import { cgroupManagerFromPaths } from '../cgroups/manager.js';
 import type { CgroupManager } from '../cgroups/types.js';
 import { RuntimeError } from '../errors.js';
+import type { Healthcheck, HealthState } from '../health/health.js';
 import type { LogRotation } from '../monitor/json-log.js';
+import type { RestartPolicy } from '../monitor/restart.js';
 import { detachNetwork, type PortMapping } from '../network/cni.js';
 import { loadContainer } from './container.js';
 import { isSameProcess, lockContainer, processStartTime, readExit, readState } from './state.js';
@@ -45,10 +47,16 @@ export interface ContainerRecord {
   address?: string;
   /** Size cap of the json-file log (--log-opt max-size, max-file). */
   logRotation?: LogRotation;
+  /** The healthcheck the monitor runs (image HEALTHCHECK + --health-* flags). */
+  healthcheck?: Healthcheck;
+  /** --restart, applied by the monitor. */
+  restartPolicy?: RestartPolicy;
+  /** -i of a detached container: the monitor keeps its stdin open for attach. */
+  openStdin?: boolean;
 }
 
-/** Lifecycle of a container record (docker's State.Status). */
-export type RecordStatus = 'created' | 'running' | 'paused' | 'exited';
+/** Lifecycle of a container record (docker's State.Status); `restarting` while the monitor waits out its backoff. */
+export type RecordStatus = 'created' | 'running' | 'paused' | 'restarting' | 'exited';
 
 /** status.json: written by the owner (the monitor of a detached container, else the run command). */
 export interface StatusRecord {
@@ -62,6 +70,10 @@ export interface StatusRecord {
   exitCode?: number;
   signal?: string;
   error?: string;
+  /** Healthcheck state of the current run (docker's State.Health). */
+  health?: HealthState;
+  /** Restarts done by the restart policy (docker's RestartCount). */
+  restartCount?: number;
 }
 
 /** A container as listed: its record and its live status. */
@@ -203,6 +215,7 @@ export async function containerInfo(root: string, id: string): Promise<Container
       finishedAt: new Date().toISOString(), exitCode: exit ? exitCodeOf(exit) : 137,
       ...(exit?.signal ? { signal: exit.signal } : !exit ? { signal: 'SIGKILL' } : {}),
       error: 'the container monitor ended unexpectedly',
+      ...(st.restartCount ? { restartCount: st.restartCount } : {}),
     };
     if (rec.autoRemove) {
       await removeRecord(root, rec);
