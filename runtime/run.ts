@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import { availableParallelism, release } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { ImageConfig } from '../src/oci/config.js';
 import { ImageStore } from '../src/oci/store/image-store.js';
 import { hasCode } from '../src/util/errors.js';
@@ -14,7 +14,8 @@ import type { CgroupManager } from './cgroups/types.js';
 import { createContainer, loadContainer, type Container, type ContainerIO } from './container/container.js';
 import { isSameProcess, processStartTime } from './container/state.js';
 import type { LogRotation } from './monitor/json-log.js';
-import { attachNetwork, containerAddress, detachNetwork, type PortMapping } from './network/cni.js';
+import { announceNetwork, attachNetwork, containerAddress, detachNetwork, networkGateway, type PortMapping } from './network/cni.js';
+import { hostsContent, resolvConfContent, type ExtraHost } from './network/etc-files.js';
 import { containerInfo, exitCodeOf, generateName, ownedStatus, readRecord, writeRecord, writeStatus, type ContainerRecord } from './container/records.js';
 import { prepareRootfs, unmount, type PreparedRootfs } from './rootfs/prepare.js';
 import { readFileInRoot } from './rootfs/read-in-root.js';
@@ -48,8 +49,22 @@ export interface RunOptions {
   network?: string;
   /** Size cap of a detached container's json-file log; default 10 MiB per file, 3 files. */
   logRotation?: LogRotation;
-  /** Published ports (docker -p); need a CNI network. */
+  /** Published ports (docker -p); need a CNI network. hostPort 0: an ephemeral host port is picked. */
   publish?: PortMapping[];
+  /** docker -P: publish every EXPOSEd port of the image (and `expose`) on an ephemeral host port. */
+  publishAll?: boolean;
+  /** docker --expose: more ports for -P (`80`, `53/udp`). */
+  expose?: string[];
+  /** docker --dns, --dns-search, --dns-option: replace the host's nameservers, search list, options in /etc/resolv.conf. */
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOptions?: string[];
+  /** docker --add-host name:ip; ip `host-gateway` is the network's gateway (the bridge address). */
+  addHosts?: { name: string; ip: string }[];
+  /** docker --domainname (UTS domainname; also names the container in its /etc/hosts). */
+  domainname?: string;
+  /** docker --network-alias: more names the other containers of a user network resolve this one by. */
+  networkAliases?: string[];
   /** `default`, `unconfined`, or a profile file path. */
   seccomp?: 'default' | 'unconfined' | { file: string };
   noNewPrivileges?: boolean;
@@ -87,8 +102,6 @@ export interface RunResult {
   signal?: string;
 }
 
-/** /etc/hosts of a container without host networking (Docker's defaults). */
-const DEFAULT_HOSTS = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n';
 
 async function exists(p: string): Promise<boolean> {
   return fsp.access(p, fsConstants.F_OK).then(() => true, () => false);
@@ -123,7 +136,7 @@ async function reserveName(root: string, name: string, id: string): Promise<() =
 }
 
 /** Who runs a container directory: written first, so a crashed run can be recognised and reaped. */
-interface OwnerRecord { pid: number; startTime: string; cgroupName: string; cgroup?: { version: 1 | 2; paths: Record<string, string> }; name?: string }
+interface OwnerRecord { pid: number; startTime: string; cgroupName: string; cgroup?: { version: 1 | 2; paths: Record<string, string> }; name?: string; secretDir?: string }
 
 /**
  * Removes what runs that died without cleaning up (SIGKILL, power loss) left behind: for each
@@ -162,6 +175,10 @@ export async function reapStaleContainers(root: string, log: Logger = nullLogger
       unmount(join(cdir, 'rootfs'));
       await detachNetwork(root, id);
       if (owner?.cgroup) await cgroupManagerFromPaths(owner.cgroupName, owner.cgroup.version, owner.cgroup.paths).remove();
+      // an owner killed before it recorded the paths: the cgroup sits where this process would put it
+      else if (owner?.cgroupName) await (await createCgroupManager({ name: owner.cgroupName })).remove();
+      // in-memory secrets of a killed build step (only a directory directly under /dev/shm)
+      if (owner?.secretDir && dirname(owner.secretDir) === '/dev/shm') await fsp.rm(owner.secretDir, { recursive: true, force: true });
       await loadContainer(join(root, 'run'), id).then((c) => c.delete({ force: true }), () => undefined);
       await fsp.rm(cdir, { recursive: true, force: true });
       if (owner?.name) {
@@ -317,17 +334,46 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
     const hostHosts = opts.network === 'host' ? await fsp.readFile('/etc/hosts', 'utf8').catch(() => undefined) : undefined;
     // === CNI network: a named netns attached through the conflist's plugins
     const cniNetwork = opts.network && opts.network !== 'none' && opts.network !== 'host' ? opts.network : undefined;
-    if ((opts.publish ?? []).length && !cniNetwork) throw new RuntimeError('INVALID_SPEC', `published ports need a container network, not --network ${opts.network ?? 'none'}`);
+    const publish = [...(opts.publish ?? [])];
+    if (opts.publishAll) {
+      // -P: every EXPOSEd port (and --expose) not published explicitly, on an ephemeral host port
+      for (const e of [...Object.keys(config.config?.ExposedPorts ?? {}), ...(opts.expose ?? [])]) {
+        const m = /^(\d+)(?:\/(tcp|udp))?$/.exec(e);
+        if (!m || !Number(m[1]) || Number(m[1]) > 65535) throw new RuntimeError('INVALID_SPEC', `invalid exposed port ${JSON.stringify(e)}: expected PORT[/tcp|udp]`);
+        const containerPort = Number(m[1]);
+        const protocol = (m[2] ?? 'tcp') as 'tcp' | 'udp';
+        if (!publish.some((p) => p.containerPort === containerPort && p.protocol === protocol)) publish.push({ hostPort: 0, containerPort, protocol });
+      }
+    }
+    if (publish.length && !cniNetwork) throw new RuntimeError('INVALID_SPEC', `published ports need a container network, not --network ${opts.network ?? 'none'}`);
+    if (opts.networkAliases?.length && (!cniNetwork || cniNetwork === 'tsbuild')) throw new RuntimeError('INVALID_SPEC', 'network aliases need a user network (tsbuild network create), not the default one');
     let netnsPath: string | undefined;
     let address: string | undefined;
+    let gateway: string | undefined;
     if (cniNetwork) {
       cleanups.push(async () => { if (!handedOver) await detachNetwork(opts.root, id); });
-      const att = await attachNetwork(opts.root, id, cniNetwork, opts.publish ?? []);
+      const att = await attachNetwork(opts.root, id, cniNetwork, publish, { names: [name, ...(opts.networkAliases ?? [])], hostsFile: etcFiles.hosts });
+      publish.splice(0, publish.length, ...att.ports);
+      gateway = networkGateway(att);
       netnsPath = att.netns;
       address = containerAddress(att);
     }
-    await fsp.writeFile(etcFiles.hosts, hostHosts ?? `${DEFAULT_HOSTS}${address ? `${address}\t${hostname}\n` : ''}`);
-    await fsp.writeFile(etcFiles.resolvConf, await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
+    const extraHosts: ExtraHost[] = (opts.addHosts ?? []).map((h) => {
+      if (h.ip !== 'host-gateway') return h;
+      // with host networking the host is the container's own loopback
+      const ip = opts.network === 'host' ? '127.0.0.1' : gateway;
+      if (!ip) throw new RuntimeError('INVALID_SPEC', `--add-host ${h.name}:host-gateway needs a container network or host networking, not --network ${opts.network ?? 'none'}`);
+      return { name: h.name, ip };
+    });
+    await fsp.writeFile(etcFiles.hosts, hostsContent({
+      ...(hostHosts !== undefined ? { hostHosts } : {}), ...(address ? { address } : {}), hostname,
+      ...(opts.domainname ? { domainname: opts.domainname } : {}), extraHosts,
+    }));
+    await fsp.writeFile(etcFiles.resolvConf, resolvConfContent(await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => ''), {
+      hostNetwork: opts.network === 'host', servers: opts.dns ?? [], search: opts.dnsSearch ?? [], options: opts.dnsOptions ?? [],
+    }));
+    // the other containers of a user network learn this one's name (and it theirs)
+    if (cniNetwork) await announceNetwork(opts.root, cniNetwork);
 
     // === spec
     const warnings: string[] = [];
@@ -364,6 +410,7 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
     });
     for (const w of warnings) log.warn(w);
     if (netnsPath) for (const ns of spec.linux?.namespaces ?? []) if (ns.type === 'network') ns.path = netnsPath;
+    if (opts.domainname) spec.domainname = opts.domainname;
     await fsp.writeFile(join(containerDir, 'config.json'), JSON.stringify(spec, null, 2));
 
     // === cgroup
@@ -383,7 +430,7 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
       id, name, image: opts.image, ...(imageId ? { imageId } : {}), command: spec.process?.args ?? [], env: spec.process?.env ?? [],
       created: new Date().toISOString(), autoRemove: opts.rm !== false, tty: !!opts.io?.terminal, detached: !!opts.detach, init: !!opts.init,
       stopSignal: config.config?.StopSignal || 'SIGTERM', cgroupName, cgroup: owner.cgroup, hostname, network: opts.network ?? 'none',
-      ports: opts.publish ?? [], ...(address ? { address } : {}),
+      ports: publish, ...(address ? { address } : {}),
       logRotation: opts.logRotation ?? { maxSize: 10 * 1024 * 1024, maxFiles: 3 },
     };
     await writeRecord(opts.root, record);

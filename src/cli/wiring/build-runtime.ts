@@ -16,8 +16,13 @@ import type { SnapshotStore } from '../../../runtime/rootfs/snapshots.js';
 import type { BindMount, TmpfsMount } from '../../../runtime/spec/from-image.js';
 import type { ImageConfig } from '../../oci/config.js';
 import type { Image } from '../../oci/image.js';
-import type { Platform } from '../../oci/platform.js';
+import { formatPlatform, type Platform } from '../../oci/platform.js';
 import type { ImageStore } from '../../oci/store/image-store.js';
+import type { Digest } from '../../oci/digest.js';
+import { formatReference, parseReference, type Reference } from '../../oci/reference.js';
+import { TsbuildError } from '../../util/errors.js';
+import type { RemoteOptions } from '../../../registry/remote/options.js';
+import type { ProgressSink } from '../../../builder/solver/progress.js';
 import { nullLogger, type Logger } from '../../util/logger.js';
 
 /** The runtime, loaded on first use: a fully cached build never needs it. */
@@ -211,6 +216,11 @@ export class RuntimeExecutor implements Executor {
       const cgroup = await createCgroupManager({ name: cgroupName, resources: spec.linux?.resources ?? {} });
       cleanups.push(() => cgroup.remove());
       await cgroup.create();
+      // What a later build's stale-container reaper needs when this process is SIGKILLed: the
+      // cgroup's paths (they depend on this process's own cgroup) and the in-memory secrets.
+      const ownerFile = join(snap.dir, 'owner.json');
+      const ownerRec = JSON.parse(await fsp.readFile(ownerFile, 'utf8')) as Record<string, unknown>;
+      await fsp.writeFile(ownerFile, JSON.stringify({ ...ownerRec, cgroup: { version: cgroup.version, paths: cgroup.paths() }, ...(secretDir ? { secretDir } : {}) }));
       const container = await createContainer({ id, bundle: runDir, stateRoot: join(this.root, 'run'), cgroup, cgroupName, logger: this.log, io: { stdin: 'null', stdout: 'pipe', stderr: 'pipe' } });
       cleanups.push(() => container.delete({ force: true }));
       const pump = (s: Readable | undefined, name: 'stdout' | 'stderr') =>
@@ -253,5 +263,95 @@ export class StoreImageResolver implements ImageResolver {
 
   async resolve(ref: string, platform: Platform): Promise<Image> {
     return (await this.store.imageFor(ref, platform)).image;
+  }
+}
+
+/** Options of {@link PullingImageResolver}. */
+export interface PullingResolverOptions {
+  /** `build --pull`: re-resolve every tag against its registry (the store copy is used when the digest is unchanged). */
+  readonly always?: boolean;
+  /** Connection options for a registry (credentials, TLS); loaded per registry host. */
+  readonly remote: (registry: string) => Promise<RemoteOptions>;
+  /** Where interrupted downloads are kept for the next run. */
+  readonly partialDir?: string;
+  /** Pull progress: one step per pulled base, its blobs as output lines. */
+  readonly progress?: ProgressSink;
+}
+
+/**
+ * Base images from the local store, pulled through the registry client when missing (or, with
+ * `always`, when the registry's digest for the tag differs from the store's). A pulled image is
+ * recorded under its name (a digest-only reference stays untagged), as `tsbuild pull` does.
+ * References pinned with `@digest` never need re-resolving: the store copy is used when present.
+ * The registry modules load only when a pull is needed.
+ */
+export class PullingImageResolver implements ImageResolver {
+  private readonly inflight = new Map<string, Promise<void>>();
+
+  constructor(private readonly store: ImageStore, private readonly opts: PullingResolverOptions) {}
+
+  async resolve(ref: string, platform: Platform, signal?: AbortSignal): Promise<Image> {
+    let parsed: Reference | undefined;
+    try {
+      parsed = parseReference(ref);
+    } catch {
+      parsed = undefined; // an image id (prefix) or something else only the store can answer
+    }
+    if (!parsed) return (await this.store.imageFor(ref, platform)).image;
+    const local = await this.store.imageFor(ref, platform).catch((e: unknown) => {
+      if (e instanceof TsbuildError && e.code === 'NOT_FOUND') return undefined;
+      throw e;
+    });
+    if (local && (!this.opts.always || parsed.digest)) return local.image;
+    const key = `${formatReference(parsed)} ${formatPlatform(platform)}`;
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.pull(parsed, platform, local?.record.descriptor.digest, signal);
+      this.inflight.set(key, p);
+    }
+    await p;
+    return (await this.store.imageFor(ref, platform)).image;
+  }
+
+  private async pull(ref: Reference, platform: Platform, have: Digest | undefined, signal?: AbortSignal): Promise<void> {
+    const { pullDetailed, remoteHead } = await import('../../../registry/remote/index.js');
+    const name = formatReference(ref);
+    const id = `pull:${name}:${formatPlatform(platform)}`;
+    const step = `[internal] pull ${name}`;
+    const progress = this.opts.progress;
+    const line = (l: string) => progress?.({ kind: 'output', id, name: step, stream: 'stdout', chunk: Buffer.from(l + '\n') });
+    const t0 = Date.now();
+    progress?.({ kind: 'step', id, name: step, state: 'start' });
+    try {
+      const remote = { ...(await this.opts.remote(ref.registry)), ...(signal ? { signal } : {}) };
+      if (have) {
+        // --pull with a copy in the store: only a changed digest is fetched
+        const head = await remoteHead(ref, remote);
+        if (head.digest === have) {
+          line(`resolve ${name}: ${head.digest} (unchanged, using the local copy)`);
+          progress?.({ kind: 'step', id, name: step, state: 'done', ms: Date.now() - t0 });
+          return;
+        }
+        line(`resolve ${name}: ${head.digest} (was ${have})`);
+      }
+      const res = await pullDetailed(ref, this.store.content, {
+        ...remote,
+        platform,
+        ...(this.opts.partialDir ? { partialDir: this.opts.partialDir } : {}),
+        onProgress: (e) => {
+          if (e.state === 'done') line(`${e.digest} ${e.total} bytes ${e.skipped ? 'already present' : 'done'}`);
+        },
+      });
+      const tagName = ref.tag ? formatReference({ registry: ref.registry, repository: ref.repository, tag: ref.tag }) : undefined;
+      if (tagName && !ref.digest) await this.store.tag(tagName, res.descriptor);
+      else await this.store.addUntagged(res.descriptor);
+      line(`pulled ${name}: ${res.descriptor.digest}`);
+      progress?.({ kind: 'step', id, name: step, state: 'done', ms: Date.now() - t0 });
+    } catch (e) {
+      progress?.({ kind: 'step', id, name: step, state: 'error' });
+      // the registry client's errors usually name the reference already
+      if (e instanceof TsbuildError && e.message.includes(`${ref.registry}/${ref.repository}`)) throw e;
+      throw new TsbuildError('PULL_FAILED', `pulling ${name}`, { cause: e });
+    }
   }
 }
