@@ -52,8 +52,8 @@ export async function stopContainer(root: string, id: string, opts: { timeoutSec
   await waitExited(root, id, 30_000);
 }
 
-/** docker rm: a stopped container, or with `force` a running one (SIGKILL first). */
-export async function removeContainer(root: string, id: string, opts: { force?: boolean } = {}): Promise<void> {
+/** docker rm: a stopped container, or with `force` a running one (SIGKILL first); `volumes` (rm -v) removes its anonymous volumes too. */
+export async function removeContainer(root: string, id: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
   let i = await infoOf(root, id);
   if (i.status.status !== 'exited') {
     if (!opts.force) throw new RuntimeError('INVALID_STATE', `container ${i.record.name} is ${i.status.status}: stop it before removing it, or force the removal (-f)`);
@@ -65,7 +65,7 @@ export async function removeContainer(root: string, id: string, opts: { force?: 
   }
   const release = await lockRecord(root, id);
   try {
-    await removeRecord(root, i.record);
+    await removeRecord(root, i.record, { volumes: !!opts.volumes });
   } finally {
     await release().catch(() => undefined);
   }

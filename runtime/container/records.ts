@@ -53,6 +53,23 @@ export interface ContainerRecord {
   restartPolicy?: RestartPolicy;
   /** -i of a detached container: the monitor keeps its stdin open for attach. */
   openStdin?: boolean;
+  /** -v, --mount, --tmpfs and the image's VOLUMEs; a volume listed here is in use. */
+  mounts?: MountRecord[];
+}
+
+/** A mount a container was created with (docker inspect's Mounts). */
+export interface MountRecord {
+  type: 'bind' | 'volume' | 'tmpfs';
+  /** The volume's name (type volume). */
+  name?: string;
+  /** Host path: the bind source or the volume's _data directory; '' for tmpfs. */
+  source: string;
+  destination: string;
+  readonly: boolean;
+  /** Bind propagation (rprivate, shared, slave, …). */
+  propagation?: string;
+  /** A volume made for this container (-v /dir, the image's VOLUME): removed with it by rm -v and --rm. */
+  anonymous?: boolean;
 }
 
 /** Lifecycle of a container record (docker's State.Status); `restarting` while the monitor waits out its backoff. */
@@ -169,15 +186,22 @@ export async function releaseResources(root: string, rec: ContainerRecord): Prom
 }
 
 /**
- * Removes a container entirely: resources, record directory and its name. The caller has
- * checked that it may (stopped, or force).
+ * Removes a container entirely: resources, record directory and its name; its anonymous
+ * volumes too with `volumes` or when it was run with --rm. The caller has checked that it may
+ * (stopped, or force).
  */
-export async function removeRecord(root: string, rec: ContainerRecord): Promise<void> {
+export async function removeRecord(root: string, rec: ContainerRecord, opts: { volumes?: boolean } = {}): Promise<void> {
   const p = recordPaths(root, rec.id);
   await releaseResources(root, rec);
   await fsp.rm(p.dir, { recursive: true, force: true });
   const nameFile = join(p.names, rec.name);
   if ((await fsp.readFile(nameFile, 'utf8').catch(() => '')).trim() === rec.id) await fsp.rm(nameFile, { force: true });
+  // docker: --rm and rm -v take the container's anonymous volumes along
+  const anonymous = (rec.mounts ?? []).filter((m) => m.anonymous && m.name).map((m) => m.name!);
+  if (anonymous.length && (opts.volumes || rec.autoRemove)) {
+    const { removeAnonymousVolumes } = await import('../volumes/store.js');
+    await removeAnonymousVolumes(root, anonymous);
+  }
 }
 
 /** True while the owner of a not-yet-exited container still runs. */
