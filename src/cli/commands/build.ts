@@ -11,7 +11,7 @@ import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '..
 import { UsageError } from '../../util/errors.js';
 import { readAll } from '../../util/streams.js';
 import type { CliContext } from '../context.js';
-import { RuntimeExecutor, RuntimeSnapshotter, StoreImageResolver } from '../wiring/build-runtime.js';
+import { PullingImageResolver, RuntimeExecutor, RuntimeSnapshotter } from '../wiring/build-runtime.js';
 import { parseOutput, writeOutput } from '../wiring/outputs.js';
 import { progressRenderer, type ProgressMode } from '../wiring/progress.js';
 
@@ -36,6 +36,7 @@ interface Flags {
   metadataFile?: string;
   compression?: string;
   platform?: string;
+  pull?: boolean;
 }
 
 /** `--secret id=ID[,src=PATH|,env=VAR]` (docker buildx syntax; `source`/`type=file|env` accepted). */
@@ -120,6 +121,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('--compression <spec>', 'layer compression of new layers: gzip (default) or zstd, optionally ,level=N')
     .option('--label <k=v>', 'set a label on the image (repeatable)', collect)
     .option('--metadata-file <file>', 'write the build result (digests, names) as JSON to this file')
+    .option('--pull', 'always re-resolve base image tags against their registry (pulls a changed image; default: pull only what the store lacks)')
     .option('--platform <os/arch>', 'target platform (only the host platform is supported)')
     .option('--secret <spec>', 'secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR (repeatable)', collect)
     .action(async (contextArg: string, f: Flags) => {
@@ -186,7 +188,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
             context,
             buildArgs,
             ...(f.target ? { target: f.target } : {}),
-            resolver: new StoreImageResolver(store),
+            resolver: new PullingImageResolver(store, { ...(f.pull ? { always: true } : {}), remote: async (r) => (await import('./pull.js')).remoteOptions(c, [r], {}), partialDir: join(c.root, 'tmp', 'partial'), progress }),
             snapshotter: new RuntimeSnapshotter(c.root, c.logger),
             executor: new RuntimeExecutor(c.root, c.logger),
             content: store.content,
