@@ -17,6 +17,25 @@ export interface CacheRecord {
   readonly layer?: { readonly descriptor: Descriptor; readonly diffId: Digest };
   /** When the step first ran (RFC 3339); history times of cached steps. */
   readonly created: string;
+  /**
+   * Makes the layer blob present (and verified) in the content store; the solver calls it before
+   * the layer's bytes are first read. Set on records of a remote cache, whose blobs are pulled
+   * only when needed (a later step runs on top, or the image is stored). Never persisted.
+   */
+  readonly fetch?: (signal?: AbortSignal) => Promise<void>;
+}
+
+/** A step result a build used (found in the cache or just made), and where in the build. */
+export interface CacheUse {
+  /** The record's key (what `get`/`put` were called with). */
+  readonly key: Digest;
+  /** The chain key of the filesystem the step ran on (the previous step's or the base's). */
+  readonly parent: Digest;
+  readonly record: CacheRecord;
+  /** Index of the stage the step belongs to. */
+  readonly stage: number;
+  /** True when the stage's layers end up in the image (the target and the stages it is built FROM). */
+  readonly inImage: boolean;
 }
 
 /** Step results by cache key. */
@@ -24,6 +43,8 @@ export interface BuildCache {
   /** The record for `key`, or undefined (also when its layer blob is gone). */
   get(key: Digest): Promise<CacheRecord | undefined>;
   put(key: Digest, rec: CacheRecord): Promise<void>;
+  /** Told of every step result the build used, in step order per stage (for cache export). MUST NOT throw. */
+  used?(u: CacheUse): void;
 }
 
 /** Directory of the cache records under the store root. */
@@ -73,7 +94,8 @@ export class FileBuildCache implements BuildCache {
       await mkdir(this.rootsDir, { recursive: true });
       await atomicWrite(join(this.rootsDir, `buildcache-${hex}`), `# build cache ${key}\n${rec.layer.descriptor.digest}\n`);
     }
-    await atomicWrite(join(this.dir, `${hex}.json`), JSON.stringify(rec));
+    const stored: CacheRecord = { ...(rec.layer ? { layer: rec.layer } : {}), created: rec.created };
+    await atomicWrite(join(this.dir, `${hex}.json`), JSON.stringify(stored));
   }
 }
 

@@ -99,9 +99,14 @@ function rfc3339(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-function storedLayer(content: ContentStore, c: CommittedLayer): Layer {
+/** A layer in the content store; `fetch` (a remote cache record's) makes the blob present first. */
+function storedLayer(content: ContentStore, c: CommittedLayer, fetch?: () => Promise<void>): Layer {
   const d = c.descriptor;
-  return layerFromCore({ digest: async () => d.digest, size: async () => d.size, mediaType: async () => d.mediaType, compressed: () => content.open(d), descriptor: async () => d }, c.diffId);
+  const compressed = async () => {
+    await fetch?.();
+    return content.open(d);
+  };
+  return layerFromCore({ digest: async () => d.digest, size: async () => d.size, mediaType: async () => d.mediaType, compressed, descriptor: async () => d }, c.diffId);
 }
 
 /** The op of a filesystem step (its semantic content only). */
@@ -286,9 +291,11 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
         if (o.cache) await o.cache.put(recordKey, rec);
         o.progress?.({ kind: 'step', id, name, state: 'done', ms: Date.now() - t0 });
       }
+      o.cache?.used?.({ key: recordKey, parent: parentKey, record: rec, stage: rs.index, inImage: exported.has(rs.index) });
       lastCreated = epochDate ?? rec.created;
       if (rec.layer) {
-        const layer = storedLayer(o.content, rec.layer);
+        const fetch = rec.fetch;
+        const layer = storedLayer(o.content, rec.layer, fetch && (() => fetch(signal)));
         const h = hist(lastCreated, false);
         added.push({ layer, history: h });
         history.push(h);
