@@ -512,8 +512,9 @@ function existsSyncSafe(p: string): boolean {
  * Runs another process in a running container (runc exec): the helper joins the container's
  * namespaces and cgroups, applies its capabilities, rlimits and seccomp profile, and execs.
  * Resolves with the process's exit; rejects with the helper's RuntimeError (step, errno).
+ * `signal` aborts it: the process is killed with SIGKILL.
  */
-export async function execInContainer(stateRoot: string, id: string, proc: ExecProcess, opts: { io?: ContainerIO; init?: boolean } = {}): Promise<{ exitCode: number; signal?: string }> {
+export async function execInContainer(stateRoot: string, id: string, proc: ExecProcess, opts: { io?: ContainerIO; init?: boolean; signal?: AbortSignal } = {}): Promise<{ exitCode: number; signal?: string }> {
   const s = await readState(stateRoot, id);
   const status = await deriveStatus(stateRoot, s);
   if (status !== 'running' || !s.pid) throw new RuntimeError('INVALID_STATE', `container ${id} is ${status}, not running`);
@@ -534,5 +535,13 @@ export async function execInContainer(stateRoot: string, id: string, proc: ExecP
     ...(opts.io?.stdout !== undefined ? { stdout: opts.io.stdout } : {}),
     ...(opts.io?.stderr !== undefined ? { stderr: opts.io.stderr } : {}),
   });
-  return helper.waitExit();
+  // an abort SIGKILLs the exec'd process (a healthcheck past its timeout); its exit still resolves
+  const onAbort = (): void => void helper.waitForPid().then((pid) => process.kill(pid, 'SIGKILL'), () => undefined).catch(() => undefined);
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  if (opts.signal?.aborted) onAbort();
+  try {
+    return await helper.waitExit();
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
 }
