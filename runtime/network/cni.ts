@@ -10,6 +10,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { RuntimeError } from '../errors.js';
+import { syncPeerHosts, type NetworkPeer } from './etc-files.js';
+import { allocateHostPorts } from './ports.js';
 
 /** The default network's name, bridge and subnet (a /24 few LANs use). */
 export const DEFAULT_NETWORK = 'tsbuild';
@@ -120,6 +122,16 @@ export interface Attachment {
   ifname: string;
   ports: PortMapping[];
   result: { ips?: { address: string; gateway?: string }[]; interfaces?: { name: string; sandbox?: string }[] } & Record<string, unknown>;
+  /** Names the other containers of a user network resolve it by (container name, then --network-alias). */
+  names?: string[];
+  /** The container's hosts file on the host, kept up to date with its peers on a user network. */
+  hostsFile?: string;
+}
+
+/** What {@link attachNetwork} records besides the ports. */
+export interface AttachOptions {
+  names?: string[];
+  hostsFile?: string;
 }
 
 function cacheFile(root: string, id: string): string {
@@ -141,18 +153,38 @@ export function netnsName(id: string): string {
   return `tsbuild-${id.slice(0, 16)}`;
 }
 
+/** Every attachment recorded under `<root>/networks/cache/` (containers attached now, or being attached). */
+export async function listAttachments(root: string): Promise<(Attachment & { id: string })[]> {
+  const dir = join(root, 'networks', 'cache');
+  const out: (Attachment & { id: string })[] = [];
+  for (const f of (await fsp.readdir(dir).catch(() => [] as string[])).sort()) {
+    if (!f.endsWith('.json')) continue;
+    try {
+      out.push({ ...(JSON.parse(await fsp.readFile(join(dir, f), 'utf8')) as Attachment), id: f.slice(0, -5) });
+    } catch {
+      /* being written or removed */
+    }
+  }
+  return out;
+}
+
 /**
  * Creates the container's network namespace and attaches it to `network` (CNI ADD through
- * the conflist). On failure everything done so far is undone (DEL, namespace removed).
+ * the conflist). Host ports are checked and picked first (ports.ts): a port in use fails
+ * before anything is made. On a later failure everything done so far is undone (DEL,
+ * namespace removed). The returned attachment's `ports` carry the host ports picked.
  */
-export async function attachNetwork(root: string, id: string, network: string, ports: PortMapping[]): Promise<Attachment> {
+export async function attachNetwork(root: string, id: string, network: string, asked: PortMapping[], opts: AttachOptions = {}): Promise<Attachment> {
   const list = await loadNetwork(root, network);
+  const taken = new Map<string, string>();
+  for (const a of await listAttachments(root)) for (const p of a.ports ?? []) taken.set(`${p.hostPort}/${p.protocol}`, a.id.slice(0, 12));
+  const ports = await allocateHostPorts(asked, taken);
   const ns = netnsName(id);
   const netns = `/run/netns/${ns}`;
   await run('ip', ['netns', 'add', ns]).catch((e: unknown) => {
     throw new RuntimeError('SETUP_FAILED', `creating the network namespace of container ${id.slice(0, 12)}`, { cause: e, step: 'network' });
   });
-  const att: Attachment = { network, netns, ifname: 'eth0', ports, result: {} };
+  const att: Attachment = { network, netns, ifname: 'eth0', ports, result: {}, ...(opts.names?.length ? { names: opts.names } : {}), ...(opts.hostsFile ? { hostsFile: opts.hostsFile } : {}) };
   await fsp.mkdir(join(root, 'networks', 'cache'), { recursive: true });
   // written before ADD: a crash in between still lets DEL clean up
   await fsp.writeFile(cacheFile(root, id), JSON.stringify(att));
@@ -187,7 +219,34 @@ export async function detachNetwork(root: string, id: string): Promise<void> {
   }
   if (existsSync(att.netns)) await run('ip', ['netns', 'del', netnsName(id)]).catch((e: unknown) => errors.push(e));
   await fsp.rm(cacheFile(root, id), { force: true });
+  // the others on a user network forget its name
+  if (att.network !== DEFAULT_NETWORK) await announceNetwork(root, att.network).catch(() => undefined);
   if (errors.length) throw new RuntimeError('SETUP_FAILED', `detaching container ${id.slice(0, 12)} from network ${att.network}`, { cause: errors[0], step: 'network' });
+}
+
+/** The containers attached to `network` now, as their peers' hosts files list them. */
+async function networkPeers(root: string, network: string): Promise<NetworkPeer[]> {
+  const out: NetworkPeer[] = [];
+  for (const a of await listAttachments(root)) {
+    const address = a.network === network ? containerAddress(a) : undefined;
+    if (address) out.push({ id: a.id, address, names: a.names ?? [a.id.slice(0, 12)], ...(a.hostsFile ? { hostsFile: a.hostsFile } : {}) });
+  }
+  return out;
+}
+
+/**
+ * Rewrites the peer section of the hosts file of every container on a user network (after a
+ * container joined or left it). The default network does not resolve names, as docker's
+ * default bridge; there this does nothing.
+ */
+export async function announceNetwork(root: string, network: string): Promise<void> {
+  if (network === DEFAULT_NETWORK) return;
+  await syncPeerHosts(root, network, () => networkPeers(root, network));
+}
+
+/** The gateway of the container's network (the bridge's address): docker's `host-gateway`. */
+export function networkGateway(att: Attachment): string | undefined {
+  return att.result.ips?.find((i) => !i.address.includes(':') && i.gateway)?.gateway;
 }
 
 /** The container's IPv4 address on its network (without prefix length). */

@@ -61,7 +61,8 @@ interface Flags {
   rm?: boolean; detach?: boolean; interactive?: boolean; tty?: boolean;
   env?: string[]; envFile?: string[]; workdir?: string; user?: string; entrypoint?: string; name?: string; hostname?: string;
   volume?: string[]; tmpfs?: string[]; readOnly?: boolean; memory?: string; memorySwap?: string; cpus?: string; cpuShares?: string; cpusetCpus?: string; pidsLimit?: string;
-  logOpt?: string[]; network: string; networkGiven?: boolean; publish?: string[]; cgroupParent?: string; capAdd?: string[]; capDrop?: string[]; securityOpt?: string[]; privileged?: boolean; init?: boolean;
+  logOpt?: string[]; network: string; networkGiven?: boolean; publish?: string[]; publishAll?: boolean; expose?: string[];
+  dns?: string[]; dnsSearch?: string[]; dnsOption?: string[]; addHost?: string[]; domainname?: string; networkAlias?: string[]; cgroupParent?: string; capAdd?: string[]; capDrop?: string[]; securityOpt?: string[]; privileged?: boolean; init?: boolean;
 }
 
 /** Turns parsed flags into RunOptions (everything but io and callbacks). Throws UsageError. */
@@ -72,12 +73,28 @@ export function runOptionsFromFlags(root: string, image: string, cmd: string[], 
   }
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(f.network)) throw new UsageError('INVALID_ARGUMENT', `invalid network name ${JSON.stringify(f.network)}`);
   const publish = (f.publish ?? []).map((p) => {
-    const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(\d+):(\d+)(?:\/(tcp|udp))?$/.exec(p);
-    const hostPort = Number(m?.[2]);
+    // [ip:]host:ctr, or ctr / ip::ctr for an ephemeral host port (docker)
+    const m = /^(?:(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(\d*):)?(\d+)(?:\/(tcp|udp))?$/.exec(p);
+    const hostPort = Number(m?.[2] || 0);
     const containerPort = Number(m?.[3]);
-    if (!m || !hostPort || hostPort > 65535 || !containerPort || containerPort > 65535) throw new UsageError('INVALID_ARGUMENT', `invalid published port ${JSON.stringify(p)}: expected [ip:]hostPort:containerPort[/tcp|udp]`);
+    if (!m || (m[1] && m[2] === undefined) || hostPort > 65535 || !containerPort || containerPort > 65535) throw new UsageError('INVALID_ARGUMENT', `invalid published port ${JSON.stringify(p)}: expected [[ip:]hostPort:]containerPort[/tcp|udp]`);
     return { ...(m[1] ? { hostIP: m[1] } : {}), hostPort, containerPort, protocol: (m[4] ?? 'tcp') as 'tcp' | 'udp' };
   });
+  for (const e of f.expose ?? []) {
+    if (!/^\d{1,5}(\/(tcp|udp))?$/.test(e) || !Number(e.split('/')[0]) || Number(e.split('/')[0]) > 65535) throw new UsageError('INVALID_ARGUMENT', `invalid --expose ${JSON.stringify(e)}: expected PORT[/tcp|udp]`);
+  }
+  const isIP = (s: string) => /^\d{1,3}(\.\d{1,3}){3}$/.test(s) || (s.includes(':') && /^[0-9a-fA-F:.]+$/.test(s));
+  for (const d of f.dns ?? []) if (!isIP(d)) throw new UsageError('INVALID_ARGUMENT', `invalid --dns ${JSON.stringify(d)}: expected an IP address`);
+  const addHosts = (f.addHost ?? []).map((h) => {
+    const i = h.search(/[:=]/);
+    const name = i < 0 ? '' : h.slice(0, i);
+    const ip = i < 0 ? '' : h.slice(i + 1);
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9.-]*$/.test(name) || !(ip === 'host-gateway' || isIP(ip))) throw new UsageError('INVALID_ARGUMENT', `invalid --add-host ${JSON.stringify(h)}: expected name:ip or name:host-gateway`);
+    return { name, ip };
+  });
+  for (const n of [...(f.hostname ? [f.hostname] : []), ...(f.domainname ? [f.domainname] : []), ...(f.networkAlias ?? [])]) {
+    if (!/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,252})$/.test(n)) throw new UsageError('INVALID_ARGUMENT', `invalid host name ${JSON.stringify(n)}`);
+  }
   let logRotation: { maxSize: number; maxFiles: number } | undefined;
   for (const o of f.logOpt ?? []) {
     const [k, v] = [o.slice(0, o.indexOf('=') < 0 ? o.length : o.indexOf('=')), o.slice(o.indexOf('=') + 1)];
@@ -88,7 +105,7 @@ export function runOptionsFromFlags(root: string, image: string, cmd: string[], 
     if (logRotation.maxSize <= 0) throw new UsageError('INVALID_ARGUMENT', `invalid log option ${JSON.stringify(o)}: the size must be positive`);
   }
   // -p without --network: the default CNI bridge (docker's default is its bridge too)
-  const network = publish.length && !f.networkGiven ? 'tsbuild' : f.network;
+  const network = (publish.length || f.publishAll) && !f.networkGiven ? 'tsbuild' : f.network;
   let seccomp: RunOptions['seccomp'] = 'default';
   let noNewPrivileges = false;
   for (const o of f.securityOpt ?? []) {
@@ -135,6 +152,14 @@ export function runOptionsFromFlags(root: string, image: string, cmd: string[], 
     privileged: !!f.privileged,
     network,
     ...(publish.length ? { publish } : {}),
+    ...(f.publishAll ? { publishAll: true } : {}),
+    ...(f.expose?.length ? { expose: f.expose } : {}),
+    ...(f.dns?.length ? { dns: f.dns } : {}),
+    ...(f.dnsSearch?.length ? { dnsSearch: f.dnsSearch } : {}),
+    ...(f.dnsOption?.length ? { dnsOptions: f.dnsOption } : {}),
+    ...(addHosts.length ? { addHosts } : {}),
+    ...(f.domainname ? { domainname: f.domainname } : {}),
+    ...(f.networkAlias?.length ? { networkAliases: f.networkAlias } : {}),
     ...(logRotation ? { logRotation } : {}),
     seccomp, noNewPrivileges,
     init: !!f.init, rm: !!f.rm, detach: !!f.detach,
@@ -216,7 +241,15 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('--pids-limit <n>', 'maximum number of processes')
     .option('--network <mode>', 'none (default; tsbuild with -p), host, tsbuild (CNI bridge tsbuild0) or a CNI network name', 'none')
     .option('--log-opt <k=v>', 'json-file log cap: max-size=SIZE (default 10m, -1 unlimited), max-file=N (default 3) (repeatable)', collect)
-    .option('-p, --publish <[ip:]host:ctr[/proto]>', 'publish a container port on the host (repeatable)', collect)
+    .option('-p, --publish <[ip:]host:ctr[/proto]>', 'publish a container port on the host; without a host port, an ephemeral one (repeatable)', collect)
+    .option('-P, --publish-all', 'publish every EXPOSEd port (and --expose) on an ephemeral host port')
+    .option('--expose <port[/proto]>', 'expose a port without publishing it (published by -P) (repeatable)', collect)
+    .option('--dns <ip>', 'nameserver for /etc/resolv.conf instead of the host\'s (repeatable)', collect)
+    .option('--dns-search <domain>', "search domain for /etc/resolv.conf ('.' for none) (repeatable)", collect)
+    .option('--dns-option <opt>', 'resolver option for /etc/resolv.conf (repeatable)', collect)
+    .option('--add-host <name:ip>', 'add a line to /etc/hosts; ip host-gateway is the network gateway (repeatable)', collect)
+    .option('--domainname <name>', 'container NIS domain name')
+    .option('--network-alias <name>', 'another name containers on the same user network reach this one by (repeatable)', collect)
     .option('--cgroup-parent <path>', "parent of the container's cgroup, relative to tsbuild's own (default: tsbuild)")
     .option('--cap-add <cap>', 'add a capability (repeatable)', collect)
     .option('--cap-drop <cap>', 'drop a capability (repeatable)', collect)
