@@ -20,6 +20,9 @@ import { containerInfo, exitCodeOf, generateName, ownedStatus, readRecord, write
 import { prepareRootfs, unmount, type PreparedRootfs } from './rootfs/prepare.js';
 import { readFileInRoot } from './rootfs/read-in-root.js';
 import { SnapshotStore } from './rootfs/snapshots.js';
+import type { MountRequest } from './volumes/mount-spec.js';
+import { planMounts, type PlannedMounts } from './volumes/mounts.js';
+import { removeAnonymousVolumes } from './volumes/store.js';
 import { capabilitiesFromMask } from './spec/defaults.js';
 import { RuntimeError, type RuntimeErrorCode } from './errors.js';
 import { specFromImage, type BindMount, type ResourceOptions, type TmpfsMount } from './spec/from-image.js';
@@ -40,6 +43,8 @@ export interface RunOptions {
   hostname?: string;
   binds?: BindMount[];
   tmpfs?: TmpfsMount[];
+  /** -v and --mount (binds, named and anonymous volumes, tmpfs); the image's VOLUMEs get anonymous volumes. */
+  mounts?: MountRequest[];
   readOnly?: boolean;
   resources?: ResourceOptions;
   capAdd?: string[];
@@ -311,6 +316,9 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
         }
       }
     }
+    // anonymous volumes go last, once the container no longer lists them (docker run --rm)
+    let planned: PlannedMounts | undefined;
+    cleanups.push(async () => { if (!keep && !handedOver && planned?.anonymous.length) await removeAnonymousVolumes(opts.root, planned.anonymous); });
     await fsp.mkdir(containerDir, { recursive: true, mode: 0o700 });
     cleanups.push(async () => { if (!keep && !handedOver) await fsp.rm(containerDir, { recursive: true, force: true }); });
     const owner: OwnerRecord = { pid: process.pid, startTime: processStartTime(process.pid) ?? '', cgroupName, name };
@@ -326,6 +334,9 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
       else await rootfs.cleanup();
     });
     opts.signal?.throwIfAborted();
+
+    // === volumes (created, copied up), binds and tmpfs from -v/--mount and the image's VOLUMEs
+    planned = await planMounts(opts.root, rootfs.rootfs, opts.mounts ?? [], Object.keys(config.config?.Volumes ?? {}));
 
     // === /etc/hosts, /etc/hostname, /etc/resolv.conf (Docker writes them per container)
     const hostname = opts.hostname ?? id.slice(0, 12);
@@ -392,8 +403,8 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
       hostname,
       etcFiles,
       readOnlyRootfs: !!opts.readOnly,
-      binds: opts.binds ?? [],
-      tmpfs: opts.tmpfs ?? [],
+      binds: [...(opts.binds ?? []), ...planned.binds],
+      tmpfs: [...(opts.tmpfs ?? []), ...planned.tmpfs],
       ...(opts.resources ? { resources: opts.resources } : {}),
       hostCpus: availableParallelism(),
       capAdd: opts.capAdd ?? [],
@@ -409,6 +420,7 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
       onWarning: (w) => warnings.push(w),
     });
     for (const w of warnings) log.warn(w);
+    planned.applyTo(spec.mounts ?? []);
     if (netnsPath) for (const ns of spec.linux?.namespaces ?? []) if (ns.type === 'network') ns.path = netnsPath;
     if (opts.domainname) spec.domainname = opts.domainname;
     await fsp.writeFile(join(containerDir, 'config.json'), JSON.stringify(spec, null, 2));
@@ -432,6 +444,7 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
       stopSignal: config.config?.StopSignal || 'SIGTERM', cgroupName, cgroup: owner.cgroup, hostname, network: opts.network ?? 'none',
       ports: publish, ...(address ? { address } : {}),
       logRotation: opts.logRotation ?? { maxSize: 10 * 1024 * 1024, maxFiles: 3 },
+      ...(planned.records.length ? { mounts: planned.records } : {}),
     };
     await writeRecord(opts.root, record);
     await writeStatus(opts.root, id, ownedStatus('created'));

@@ -1,0 +1,175 @@
+/**
+ * Turns a container's mount requests (and its image's VOLUMEs) into spec mounts: volumes are
+ * created or looked up, anonymous ones made, an empty volume gets the image's content at its
+ * target copied up (docker's copy-up), and every mount is described for the container record.
+ */
+import { promises as fsp, type Stats } from 'node:fs';
+import { join, posix } from 'node:path';
+import { mknod, S_IFBLK, S_IFCHR, S_IFIFO, splitDev } from '../../src/util/libc.js';
+import type { MountRecord } from '../container/records.js';
+import type { Mount } from '../spec/types.js';
+import { VolumeError } from './errors.js';
+import { closeFd, fdPath, O, openInRoot, openRootDir } from './in-root.js';
+import type { MountRequest } from './mount-spec.js';
+import { ANONYMOUS_LABEL, createVolume, ensureVolume, removeAnonymousVolumes } from './store.js';
+
+/** What {@link planMounts} decided. */
+export interface PlannedMounts {
+  /** Bind mounts for specFromImage, parents before children (docker sorts by depth). */
+  binds: { source: string; destination: string; readonly: boolean }[];
+  /** tmpfs mounts for specFromImage. */
+  tmpfs: { destination: string; options: string[] }[];
+  /** For the container record (inspect's Mounts; volume users). */
+  records: MountRecord[];
+  /** Anonymous volumes made for this container (removed again if the run fails). */
+  anonymous: string[];
+  /** Sets the propagation and recursion options of the planned binds on the generated spec. */
+  applyTo(mounts: Mount[]): void;
+}
+
+const depth = (p: string) => p.split('/').filter(Boolean).length;
+
+/**
+ * Plans the mounts of a container whose rootfs is mounted at `rootfs`. `imageVolumes` are the
+ * image config's Volumes keys; each one not covered by a request becomes an anonymous volume.
+ * Throws VolumeError INVALID_MOUNT for a duplicate target or a missing bind source. On failure
+ * the anonymous volumes it made are removed.
+ */
+export async function planMounts(root: string, rootfs: string, requests: readonly MountRequest[], imageVolumes: readonly string[] = []): Promise<PlannedMounts> {
+  const all: MountRequest[] = [...requests];
+  const targets = new Set<string>();
+  for (const r of requests) {
+    if (targets.has(r.target)) throw new VolumeError('INVALID_MOUNT', `duplicate mount point: ${r.target}`);
+    targets.add(r.target);
+  }
+  for (const v of imageVolumes) {
+    const t = posix.normalize(v.startsWith('/') ? v : `/${v}`).replace(/(.)\/$/, '$1');
+    if (t === '/' || targets.has(t)) continue;
+    targets.add(t);
+    all.push({ type: 'volume', target: t, readonly: false });
+  }
+  all.sort((a, b) => depth(a.target) - depth(b.target));
+  const anonymous: string[] = [];
+  const binds: PlannedMounts['binds'] = [];
+  const tmpfs: PlannedMounts['tmpfs'] = [];
+  const records: MountRecord[] = [];
+  const bindOpts = new Map<string, string[]>();
+  try {
+    for (const r of all) {
+      if (r.type === 'tmpfs') {
+        const options = [...(r.size !== undefined ? [`size=${r.size}`] : []), ...(r.mode !== undefined ? [`mode=${r.mode.toString(8)}`] : []), ...(r.readonly ? ['ro'] : [])];
+        tmpfs.push({ destination: r.target, options });
+        records.push({ type: 'tmpfs', source: '', destination: r.target, readonly: r.readonly });
+        continue;
+      }
+      if (r.type === 'bind') {
+        const st = await fsp.stat(r.source).catch(() => undefined);
+        if (!st) {
+          throw new VolumeError('INVALID_MOUNT', r.fromVolumeFlag
+            ? `bind mount source path ${r.source} does not exist`
+            : `invalid mount config for type "bind": bind source path does not exist: ${r.source}`);
+        }
+        const propagation = r.propagation ?? 'rprivate';
+        binds.push({ source: r.source, destination: r.target, readonly: r.readonly });
+        bindOpts.set(r.target, [r.nonRecursive ? 'bind' : 'rbind', propagation, r.readonly ? 'ro' : 'rw']);
+        records.push({ type: 'bind', source: r.source, destination: r.target, readonly: r.readonly, propagation });
+        continue;
+      }
+      let name = r.source;
+      let mountpoint: string;
+      if (name) mountpoint = (await ensureVolume(root, name)).Mountpoint;
+      else {
+        const v = await createVolume(root, undefined, { ...(r.labels ?? {}), [ANONYMOUS_LABEL]: '' });
+        anonymous.push(v.Name);
+        name = v.Name;
+        mountpoint = v.Mountpoint;
+      }
+      if (!r.noCopy) await copyUp(rootfs, r.target, mountpoint);
+      binds.push({ source: mountpoint, destination: r.target, readonly: r.readonly });
+      bindOpts.set(r.target, ['rbind', 'rprivate', r.readonly ? 'ro' : 'rw']);
+      records.push({ type: 'volume', name, source: mountpoint, destination: r.target, readonly: r.readonly, propagation: 'rprivate', ...(r.source ? {} : { anonymous: true }) });
+    }
+  } catch (e) {
+    await removeAnonymousVolumes(root, anonymous).catch(() => undefined);
+    throw e;
+  }
+  return {
+    binds, tmpfs, records, anonymous,
+    applyTo(mounts) {
+      for (const m of mounts) {
+        const o = m.type === 'bind' ? bindOpts.get(m.destination) : undefined;
+        if (o && binds.some((b) => b.destination === m.destination && b.source === m.source)) m.options = [...o];
+      }
+    },
+  };
+}
+
+/**
+ * Docker's copy-up: when the volume directory `volumeDir` is empty and `target` is a directory
+ * in the container's root, its content (ownership, modes, times, symlinks, hardlinks, devices)
+ * is copied into the volume and the volume root takes the directory's owner and mode. `target`
+ * is resolved inside the root with openat2(RESOLVE_IN_ROOT): a symlink there pointing at a host
+ * path (CVE-2021-30465 class) names the container's own file, never the host's.
+ */
+export async function copyUp(rootfs: string, target: string, volumeDir: string): Promise<boolean> {
+  if ((await fsp.readdir(volumeDir)).length) return false;
+  const rootFd = openRootDir(rootfs);
+  let fd: number | undefined;
+  try {
+    try {
+      fd = openInRoot(rootFd, target, O.PATH | O.DIRECTORY);
+    } catch {
+      return false; // missing, or not a directory: nothing to copy
+    }
+    // the resolved directory, by its fd: nothing runs in the container yet to move it
+    const src = fdPath(fd);
+    await copyTree(src, volumeDir, new Map());
+    const st = await fsp.stat(src);
+    await fsp.chown(volumeDir, st.uid, st.gid);
+    await fsp.chmod(volumeDir, st.mode & 0o7777);
+    return true;
+  } finally {
+    closeFd(fd);
+    closeFd(rootFd);
+  }
+}
+
+/** Copies the children of `src` into the existing directory `dst`, keeping metadata. */
+async function copyTree(src: string, dst: string, links: Map<string, string>): Promise<void> {
+  for (const name of await fsp.readdir(src)) {
+    const s = join(src, name);
+    const d = join(dst, name);
+    const st = await fsp.lstat(s);
+    await copyEntry(s, d, st, links);
+  }
+}
+
+async function copyEntry(s: string, d: string, st: Stats, links: Map<string, string>): Promise<void> {
+  if (st.isDirectory()) {
+    await fsp.mkdir(d);
+    await copyTree(s, d, links);
+  } else if (st.isSymbolicLink()) {
+    await fsp.symlink(await fsp.readlink(s), d);
+    await fsp.lchown(d, st.uid, st.gid);
+    await fsp.lutimes(d, st.atime, st.mtime);
+    return;
+  } else {
+    const key = `${st.dev}:${st.ino}`;
+    const first = st.nlink > 1 ? links.get(key) : undefined;
+    if (first) {
+      await fsp.link(first, d);
+      return;
+    }
+    if (st.isFile()) await fsp.copyFile(s, d, fsp.constants.COPYFILE_EXCL);
+    else {
+      const type = st.isFIFO() ? S_IFIFO : st.isCharacterDevice() ? S_IFCHR : st.isBlockDevice() ? S_IFBLK : undefined;
+      if (type === undefined) return; // sockets are not copied (docker's tar skips them too)
+      const { major, minor } = splitDev(st.rdev);
+      mknod(d, type, st.mode & 0o7777, major, minor);
+    }
+    if (st.nlink > 1) links.set(key, d);
+  }
+  await fsp.lchown(d, st.uid, st.gid);
+  await fsp.chmod(d, st.mode & 0o7777);
+  await fsp.utimes(d, st.atime, st.mtime);
+}
