@@ -49,6 +49,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'stop', group: 'containers', summary: 'Stop running containers (STOPSIGNAL, then SIGKILL)', load: () => import('./stop.js') },
   { name: 'top', group: 'containers', summary: 'List the processes of a container', load: () => import('./top.js') },
   { name: 'unpause', group: 'containers', summary: 'Thaw paused containers', load: () => import('./unpause.js') },
+  { name: 'volume', group: 'containers', summary: 'Manage volumes: create, ls, inspect, rm, prune', load: () => import('./volume.js') },
   { name: 'wait', group: 'containers', summary: 'Wait for containers to exit and print their exit codes', load: () => import('./wait.js') },
   { name: 'attest', group: 'signing', summary: 'Attach a signed in-toto attestation to an image in a registry (cosign attest)', load: () => import('./attest.js') },
   { name: 'key', group: 'signing', summary: 'Generate cosign-compatible key pairs', load: () => import('./key.js') },

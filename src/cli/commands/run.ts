@@ -4,6 +4,7 @@ import type { CliContext } from '../context.js';
 import { ExitStatus } from '../exit.js';
 import { UsageError, TsbuildError } from '../../util/errors.js';
 import type { RunOptions } from '../../../runtime/run.js';
+import { parseMountFlag, parseVolumeFlag, type MountRequest } from '../../../runtime/volumes/mount-spec.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -38,7 +39,7 @@ export function readEnvFile(path: string): string[] {
   return text.split(/\r?\n/).map((l) => l.replace(/^\s+/, '')).filter((l) => l && !l.startsWith('#'));
 }
 
-/** `-v /host:/ctr[:ro|rw]`; named volumes are not supported. */
+/** `-v /host:/ctr[:ro|rw]` for library callers' host binds; the CLI parses -v with {@link parseMounts} (volumes too). */
 export function parseVolume(v: string): { source: string; destination: string; readonly: boolean } {
   const parts = v.split(':');
   if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) throw new UsageError('INVALID_ARGUMENT', `invalid volume ${JSON.stringify(v)}: expected /host/path:/container/path[:ro]`);
@@ -46,6 +47,15 @@ export function parseVolume(v: string): { source: string; destination: string; r
   const mode = parts[2] ?? 'rw';
   if (!mode.split(',').every((o) => o === 'ro' || o === 'rw')) throw new UsageError('INVALID_ARGUMENT', `invalid volume mode ${JSON.stringify(mode)} in ${JSON.stringify(v)}: use ro or rw`);
   return { source: parts[0], destination: parts[1], readonly: mode.split(',').includes('ro') };
+}
+
+/** `-v [SRC:]DST[:OPTS]` and `--mount k=v,…` in docker's syntax (binds, named and anonymous volumes, tmpfs). */
+export function parseMounts(volumes: readonly string[], mounts: readonly string[]): MountRequest[] {
+  try {
+    return [...volumes.map(parseVolumeFlag), ...mounts.map(parseMountFlag)];
+  } catch (e) {
+    throw new UsageError('INVALID_ARGUMENT', (e as Error).message, { cause: e });
+  }
 }
 
 /** `--tmpfs /dir[:opt,opt]`. */
@@ -60,7 +70,7 @@ export function parseTmpfs(v: string): { destination: string; options: string[] 
 interface Flags {
   rm?: boolean; detach?: boolean; interactive?: boolean; tty?: boolean;
   env?: string[]; envFile?: string[]; workdir?: string; user?: string; entrypoint?: string; name?: string; hostname?: string;
-  volume?: string[]; tmpfs?: string[]; readOnly?: boolean; memory?: string; memorySwap?: string; cpus?: string; cpuShares?: string; cpusetCpus?: string; pidsLimit?: string;
+  volume?: string[]; mount?: string[]; tmpfs?: string[]; readOnly?: boolean; memory?: string; memorySwap?: string; cpus?: string; cpuShares?: string; cpusetCpus?: string; pidsLimit?: string;
   logOpt?: string[]; network: string; networkGiven?: boolean; publish?: string[]; publishAll?: boolean; expose?: string[];
   dns?: string[]; dnsSearch?: string[]; dnsOption?: string[]; addHost?: string[]; domainname?: string; networkAlias?: string[]; cgroupParent?: string; capAdd?: string[]; capDrop?: string[]; securityOpt?: string[]; privileged?: boolean; init?: boolean;
 }
@@ -144,7 +154,7 @@ export function runOptionsFromFlags(root: string, image: string, cmd: string[], 
     ...(f.user !== undefined ? { user: f.user } : {}),
     ...(f.name ? { name: f.name } : {}),
     ...(f.hostname ? { hostname: f.hostname } : {}),
-    binds: (f.volume ?? []).map(parseVolume),
+    mounts: parseMounts(f.volume ?? [], f.mount ?? []),
     tmpfs: (f.tmpfs ?? []).map(parseTmpfs),
     readOnly: !!f.readOnly,
     resources,
@@ -230,7 +240,8 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('--entrypoint <cmd>', "override the image's entrypoint ('' clears it)")
     .option('--name <name>', 'container name')
     .option('--hostname <name>', 'container hostname (default: the first 12 characters of the id)')
-    .option('-v, --volume <host:ctr[:ro]>', 'bind mount a host path (repeatable)', collect)
+    .option('-v, --volume <[src:]ctr[:opts]>', 'bind mount a host path (/src), mount a named volume (name, created when missing) or an anonymous volume (no src); opts: ro, rw, nocopy, rprivate|private|rshared|shared|rslave|slave (repeatable)', collect)
+    .option('--mount <k=v,...>', 'type=bind|volume|tmpfs,source=…,target=…[,readonly][,bind-propagation=…][,bind-nonrecursive][,volume-nocopy][,volume-label=k=v][,tmpfs-size=…][,tmpfs-mode=…] (repeatable)', collect)
     .option('--tmpfs <dir[:opts]>', 'mount a tmpfs (repeatable)', collect)
     .option('--read-only', 'mount the root filesystem read-only')
     .option('-m, --memory <bytes>', 'memory limit (e.g. 64m)')
