@@ -16,6 +16,8 @@ import { isSameProcess, processStartTime } from './container/state.js';
 import type { LogRotation } from './monitor/json-log.js';
 import { announceNetwork, attachNetwork, containerAddress, detachNetwork, networkGateway, type PortMapping } from './network/cni.js';
 import { hostsContent, resolvConfContent, type ExtraHost } from './network/etc-files.js';
+import { resolveHealthcheck, type HealthOverrides } from './health/health.js';
+import type { RestartPolicy } from './monitor/restart.js';
 import { containerInfo, exitCodeOf, generateName, ownedStatus, readRecord, writeRecord, writeStatus, type ContainerRecord } from './container/records.js';
 import { prepareRootfs, unmount, type PreparedRootfs } from './rootfs/prepare.js';
 import { readFileInRoot } from './rootfs/read-in-root.js';
@@ -75,6 +77,12 @@ export interface RunOptions {
   noNewPrivileges?: boolean;
   /** Run the helper's init as PID 1: it reaps zombies and forwards signals (docker run --init). */
   init?: boolean;
+  /** Healthcheck flags (--health-*, --no-healthcheck) over the image's HEALTHCHECK; run by the monitor of a detached container. */
+  health?: HealthOverrides;
+  /** Restart policy (docker --restart), applied by the monitor of a detached container. */
+  restartPolicy?: RestartPolicy;
+  /** Detached: keep the container's stdin open for `attach` (docker run -d -i). */
+  openStdin?: boolean;
   /** Parent of the container's cgroup, relative to the runtime's own cgroup (docker --cgroup-parent). Default `tsbuild`. */
   cgroupParent?: string;
   /**
@@ -446,6 +454,10 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
       logRotation: opts.logRotation ?? { maxSize: 10 * 1024 * 1024, maxFiles: 3 },
       ...(planned.records.length ? { mounts: planned.records } : {}),
     };
+    const healthcheck = opts.detach ? resolveHealthcheck(config.config?.Healthcheck, opts.health) : undefined;
+    if (healthcheck) record.healthcheck = healthcheck;
+    if (opts.detach && opts.restartPolicy && opts.restartPolicy.Name !== 'no') record.restartPolicy = opts.restartPolicy;
+    if (opts.detach && opts.openStdin) record.openStdin = true;
     await writeRecord(opts.root, record);
     await writeStatus(opts.root, id, ownedStatus('created'));
 

@@ -8,6 +8,7 @@ import { cgroupManagerFromPaths } from '../cgroups/manager.js';
 import { RuntimeError } from '../errors.js';
 import { readFileInRoot } from '../rootfs/read-in-root.js';
 import { resolveUser } from '../spec/user.js';
+import { markStopRequested } from '../monitor/control.js';
 import { execInContainer, loadContainer, type Container, type ContainerIO } from './container.js';
 import { containerInfo, lockRecord, recordPaths, removeRecord, waitExited, type ContainerInfo, type ContainerRecord } from './records.js';
 
@@ -35,10 +36,17 @@ export async function killContainer(root: string, id: string, signal: NodeJS.Sig
 
 /**
  * docker stop: the image's STOPSIGNAL (or `signal`), SIGKILL after `timeoutSec`, then waits
- * until the exit is recorded. A container that does not run is left alone.
+ * until the exit is recorded; the restart policy does not apply to that exit. A container that
+ * does not run is left alone.
  */
 export async function stopContainer(root: string, id: string, opts: { timeoutSec?: number; signal?: string } = {}): Promise<void> {
   const i = await infoOf(root, id);
+  // the monitor must not apply the restart policy to this exit
+  if (i.status.status !== 'exited') await markStopRequested(recordPaths(root, id).dir);
+  if (i.status.status === 'restarting') {
+    await waitExited(root, id, 30_000);
+    return;
+  }
   if (!isLive(i)) return;
   const c = await runtimeContainer(root, i.record);
   const timeout = (opts.timeoutSec ?? 10) * 1000;
@@ -57,6 +65,7 @@ export async function removeContainer(root: string, id: string, opts: { force?: 
   let i = await infoOf(root, id);
   if (i.status.status !== 'exited') {
     if (!opts.force) throw new RuntimeError('INVALID_STATE', `container ${i.record.name} is ${i.status.status}: stop it before removing it, or force the removal (-f)`);
+    await markStopRequested(recordPaths(root, id).dir);
     const c = await runtimeContainer(root, i.record);
     await c.kill('SIGKILL').catch(() => undefined);
     const after = await waitExited(root, id, 10_000);
