@@ -6,3 +6,4 @@ export * from './dsse.js';
 export * from './signatures.js';
 export { goJson, goMap } from './go-json.js';
 export * from './bundle.js';
+export * from './provenance.js';

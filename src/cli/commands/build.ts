@@ -13,11 +13,12 @@ import { readAll } from '../../util/streams.js';
 import type { CliContext } from '../context.js';
 import { PullingImageResolver, RuntimeExecutor, RuntimeSnapshotter } from '../wiring/build-runtime.js';
 import { parseOutput, writeOutput } from '../wiring/outputs.js';
+import { dockerfileName, planPublish, publishFlags, type PublishFlags } from '../wiring/publish-flags.js';
 import { progressRenderer, type ProgressMode } from '../wiring/progress.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-interface Flags {
+interface Flags extends PublishFlags {
   tag?: string[];
   file?: string;
   buildArg?: string[];
@@ -104,7 +105,7 @@ export function parseCompression(s: string): { compression: 'gzip' | 'zstd'; lev
 
 /** `tsbuild build [OPTIONS] CONTEXT`. */
 export function register(cmd: Command, ctx: () => CliContext): void {
-  cmd
+  publishFlags(cmd)
     .argument('<context>', 'build context directory, or - for a tar on stdin')
     .option('-t, --tag <name>', 'name the image (repeatable)', collect)
     .option('-f, --file <path>', 'the Dockerfile (default CONTEXT/Dockerfile)')
@@ -137,7 +138,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       const buildArgs = parseBuildArgs(f.buildArg ?? []);
       const epoch = sourceDateEpoch(buildArgs);
       const secrets = await readSecrets(f.secret ?? []);
-      const output = f.output ? parseOutput(f.output) : undefined;
+      const startedOn = new Date();
       const compression = f.compression ? parseCompression(f.compression) : undefined;
       const labels: Record<string, string> = {};
       for (const l of f.label ?? []) {
@@ -160,6 +161,10 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         if (r.digest) throw new UsageError('INVALID_ARGUMENT', `invalid tag ${JSON.stringify(t)}: a digest reference cannot be a tag`);
         return formatReference(r);
       });
+      const publishing = planPublish(f, names, f.output);
+      const output = publishing.output ? parseOutput(publishing.output) : undefined;
+      // the key is read (and its password asked for) before the build runs
+      const publisher = publishing.plan ? await (await import('../wiring/publish.js')).Publisher.prepare(c, publishing.plan) : undefined;
       if (output && output.dest === '-' && f.quiet) throw new UsageError('INVALID_ARGUMENT', '-q cannot be combined with an --output to stdout');
 
       const fromStdin = contextArg === '-';
@@ -182,13 +187,14 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         process.once('SIGINT', onSig);
         process.once('SIGTERM', onSig);
         try {
+          const resolver = new PullingImageResolver(store, { ...(f.pull ? { always: true } : {}), remote: async (r) => (await import('./pull.js')).remoteOptions(c, [r], {}), partialDir: join(c.root, 'tmp', 'partial'), progress });
           const res = await build({
             dockerfile: dfText,
             file: f.file && !dfFromStdin ? f.file : 'Dockerfile',
             context,
             buildArgs,
             ...(f.target ? { target: f.target } : {}),
-            resolver: new PullingImageResolver(store, { ...(f.pull ? { always: true } : {}), remote: async (r) => (await import('./pull.js')).remoteOptions(c, [r], {}), partialDir: join(c.root, 'tmp', 'partial'), progress }),
+            resolver: publisher ? publisher.record(resolver) : resolver,
             snapshotter: new RuntimeSnapshotter(c.root, c.logger),
             executor: new RuntimeExecutor(c.root, c.logger),
             content: store.content,
@@ -227,7 +233,12 @@ export function register(cmd: Command, ctx: () => CliContext): void {
             };
             await writeFile(f.metadataFile, JSON.stringify(meta, null, 2) + '\n');
           }
-          if (f.quiet) c.stdout.write(`${id}\n`);
+          if (publisher) {
+            progress.close();
+            const facts = { dockerfile: dfText, dockerfilePath: dockerfileName(contextArg, f.file), buildArgs, labels, secretIds: [...secrets.keys()], platform: hostPlatform(), startedOn, ...(f.target ? { target: f.target } : {}) };
+            const internal = { network, noCache: !f.cache, ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}), ...(compression ? { compression } : {}) };
+            c.stdout.write(`${await publisher.publish(store, desc, res.image, { ...facts, internal }, !!f.quiet)}\n`);
+          } else if (f.quiet) c.stdout.write(`${id}\n`);
         } finally {
           progress.close();
           process.removeListener('SIGINT', onSig);

@@ -208,6 +208,38 @@ export async function bundleChecks(c: CliContext, repo: Reference, digest: Diges
 }
 
 /**
+ * Signs the image `descriptor` (already in the registry at `ref`'s repository): appends the
+ * simple-signing signature to `sha256-<hex>.sig` (in `$COSIGN_REPOSITORY` when set) and, where the
+ * registry has the referrers API (or always with `newBundleFormat`), attaches the Sigstore bundle.
+ * Prints what `tsbuild sign` prints (the pushed references on `out`, default stdout; progress on stderr).
+ */
+export async function signPushed(
+  c: CliContext,
+  signer: Signer,
+  ref: Reference,
+  descriptor: Descriptor,
+  opts: RemoteOptions,
+  o: { readonly annotations?: Readonly<Record<string, string>>; readonly newBundleFormat?: boolean; readonly out?: NodeJS.WritableStream } = {},
+): Promise<void> {
+  const out = o.out ?? c.stdout;
+  const annotations = o.annotations ?? {};
+  const sigRepo = signatureRepository(ref);
+  const digest: Digest = descriptor.digest;
+  const layer = await signatureLayer(signer, dockerReference(ref), digest, annotations);
+  const tag = signatureTag(digest);
+  c.stderr.write(`Pushing signature to: ${formatReference(withTag(sigRepo, tag))}\n`);
+  const api = await hasReferrersApi(sigRepo, digest, opts);
+  const bundle = o.newBundleFormat || api ? await signBundle(signer, signStatement(digest, annotations)) : undefined;
+  const pushed = await appendAndPush(sigRepo, tag, layer, opts, signer);
+  out.write(`${formatReference(pushed.ref)}@${pushed.descriptor.digest}\n`);
+  if (bundle) {
+    const b = await pushBundle(sigRepo, descriptor, bundle, api, opts);
+    c.stderr.write(`Attached sigstore bundle ${b.descriptor.digest} (${api ? 'referrers API' : 'referrers tag schema'})\n`);
+    out.write(`${formatReference(b.ref)}\n`);
+  }
+}
+
+/**
  * `tsbuild sign --key K [-a k=v]... [--new-bundle-format] IMAGE`: cosign-compatible signature pushed
  * as `sha256-<hex>.sig`, plus the Sigstore bundle referrer where the registry has the referrers
  * API (or always with `--new-bundle-format`).
@@ -227,18 +259,6 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       const sigRepo = signatureRepository(ref);
       const opts = await signRemoteOptions(c, [ref, sigRepo], o);
       const { descriptor } = await resolveSubject(image, opts);
-      const digest: Digest = descriptor.digest;
-      const layer = await signatureLayer(signer, dockerReference(ref), digest, annotations);
-      const tag = signatureTag(digest);
-      c.stderr.write(`Pushing signature to: ${formatReference(withTag(sigRepo, tag))}\n`);
-      const api = await hasReferrersApi(sigRepo, digest, opts);
-      const bundle = o.newBundleFormat || api ? await signBundle(signer, signStatement(digest, annotations)) : undefined;
-      const pushed = await appendAndPush(sigRepo, tag, layer, opts, signer);
-      c.stdout.write(`${formatReference(pushed.ref)}@${pushed.descriptor.digest}\n`);
-      if (bundle) {
-        const b = await pushBundle(sigRepo, descriptor, bundle, api, opts);
-        c.stderr.write(`Attached sigstore bundle ${b.descriptor.digest} (${api ? 'referrers API' : 'referrers tag schema'})\n`);
-        c.stdout.write(`${formatReference(b.ref)}\n`);
-      }
+      await signPushed(c, signer, ref, descriptor, opts, { annotations, ...(o.newBundleFormat ? { newBundleFormat: true } : {}) });
     });
 }
