@@ -19,8 +19,23 @@ import type { CopyStep } from '../convert/resolve.js';
 import { BuildError } from './errors.js';
 import { mkdirAllInRoot, resolveInRoot, resolveOwner } from './root-path.js';
 
-/** Where a COPY reads from: the build context (sources already selected) or another root (a stage or an image). */
-export type CopyInput = { readonly kind: 'context'; readonly context: BuildContext; readonly selected: readonly SelectedSource[] } | { readonly kind: 'root'; readonly root: string };
+/**
+ * A source ADD fetched from outside the context: a downloaded URL (`file`: copied as that file,
+ * never extracted) or a git checkout (`dir`: its contents are copied). Owned by 0:0 unless `--chown`.
+ */
+export interface FetchedSource {
+  readonly host: string;
+  readonly name: string;
+  readonly kind: 'file' | 'dir';
+}
+
+/**
+ * Where a COPY reads from: the build context (sources already selected, plus ADD's fetched
+ * URL and git sources) or another root (a stage or an image).
+ */
+export type CopyInput =
+  | { readonly kind: 'context'; readonly context: BuildContext; readonly selected: readonly SelectedSource[]; readonly fetched?: readonly FetchedSource[] }
+  | { readonly kind: 'root'; readonly root: string };
 
 interface Item {
   /** Host path of the source. */
@@ -38,6 +53,22 @@ interface Root {
   readonly st: Stats;
   /** The root and (for a directory) everything below it, parents first. */
   readonly items: () => Promise<Item[]>;
+  /** A downloaded URL: never extracted, even when it is a tar. */
+  readonly noUnpack?: boolean;
+}
+
+async function fetchedRoots(fetched: readonly FetchedSource[]): Promise<Root[]> {
+  const roots: Root[] = [];
+  for (const f of fetched) {
+    const st = await stat(f.host);
+    const items = async (): Promise<Item[]> => {
+      const out: Item[] = [{ host: f.host, rel: '', st }];
+      if (st.isDirectory()) await walkHost(f.host, '', out);
+      return out;
+    };
+    roots.push({ host: f.host, name: f.name, relPath: '', st, items, noUnpack: true });
+  }
+  return roots;
 }
 
 async function walkHost(dir: string, rel: string, out: Item[]): Promise<void> {
@@ -188,7 +219,7 @@ async function extractArchive(path: string, destHost: string): Promise<void> {
  * COPY_FAILED naming the path for missing sources and impossible destinations.
  */
 export async function applyCopy(step: CopyStep, destRoot: string, input: CopyInput): Promise<void> {
-  const roots = input.kind === 'context' ? await contextRoots(input.context, input.selected) : await rootRoots(input.root, step.sources);
+  const roots = input.kind === 'context' ? [...(await fetchedRoots(input.fetched ?? [])), ...(await contextRoots(input.context, input.selected))] : await rootRoots(input.root, step.sources);
   const total = roots.length + step.contents.length;
   const destIsDir = step.dest.endsWith('/') || total > 1 || step.parents;
   if (total > 1 && !step.dest.endsWith('/') && !step.parents) {
@@ -254,7 +285,7 @@ export async function applyCopy(step: CopyStep, destRoot: string, input: CopyInp
   };
 
   for (const r of roots) {
-    if (step.kind === 'ADD' && step.unpack !== false && input.kind === 'context' && r.st.isFile() && (await isTarArchive(r.host))) {
+    if (step.kind === 'ADD' && step.unpack !== false && input.kind === 'context' && !r.noUnpack && r.st.isFile() && (await isTarArchive(r.host))) {
       const d = await mkdirAllInRoot(destRoot, dest, parentOwner);
       await extractArchive(r.host, d);
       continue;

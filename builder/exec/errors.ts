@@ -13,6 +13,14 @@ export type BuildErrorCode =
   | 'NOT_SUPPORTED'
   /** Setting up or tearing down a step failed. */
   | 'STEP_FAILED'
+  /** Downloading an ADD URL or fetching an ADD git repository failed. */
+  | 'FETCH_FAILED'
+  /** An ADD `--checksum` did not match what was downloaded. */
+  | 'CHECKSUM_MISMATCH'
+  /** An ADD `--checksum` is malformed or given for a source that cannot have one. */
+  | 'INVALID_CHECKSUM'
+  /** A RUN needs something of the build host that is missing (an ssh agent, an emulator). */
+  | 'UNAVAILABLE'
   | 'CANCELED';
 
 /**

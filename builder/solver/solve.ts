@@ -20,7 +20,8 @@ import type { CopyStep, ResolvedBuild, ResolvedStage, RunStep, Step } from '../c
 import type { StageGraph } from '../convert/stages.js';
 import { DockerfileError } from '../dockerfile/errors.js';
 import { commitUpper, type CommittedLayer } from '../exec/commit.js';
-import { applyCopy, applyWorkdir, type CopyInput } from '../exec/copy.js';
+import { applyCopy, applyWorkdir, type CopyInput, type FetchedSource } from '../exec/copy.js';
+import { checkoutGit, downloadUrl, isHttpSource, parseChecksum, parseGitSource, resolveGitCommit } from '../exec/remote-source.js';
 import { resolveInRoot } from '../exec/root-path.js';
 import { BuildError } from '../exec/errors.js';
 import type { ActiveSnapshot, ExecMount, Executor, ImageResolver, Snapshotter } from '../exec/types.js';
@@ -222,9 +223,16 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
       let from = 'context';
       let network = 'host';
       if (step.kind === 'RUN') network = step.network === 'default' ? o.defaultNetwork ?? 'host' : step.network;
+      let fetchRemote: (() => Promise<FetchedSource[]>) | undefined;
       if (step.kind === 'COPY' || step.kind === 'ADD') {
         if (step.from.kind === 'context') {
-          const sources = step.sources;
+          let sources = step.sources;
+          if (step.kind === 'ADD') {
+            const r = await remoteSources(step, name);
+            sources = r.local;
+            inputs.push(...r.inputs);
+            fetchRemote = r.fetch;
+          }
           if (sources.length > 0) {
             let selected;
             try {
@@ -282,7 +290,7 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
         const t0 = Date.now();
         let layer: CommittedLayer | undefined;
         try {
-          layer = await limiter.run(() => execute(step, current, input, network, name, id, compression));
+          layer = await limiter.run(() => execute(step, current, input, network, name, id, compression, fetchRemote));
         } catch (e) {
           o.progress?.({ kind: 'step', id, name, state: 'error' });
           throw e;
@@ -318,6 +326,61 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
     else delete config.author;
     const image = withFlavour(withConfig(withLayers, config), 'oci');
     return { image, key };
+  }
+
+  /** A fresh directory for fetched ADD sources, under one temp dir removed when the solve ends. */
+  let fetchRoot: Promise<string> | undefined;
+  let fetchSeq = 0;
+  const fetchDir = async () => join(await (fetchRoot ??= mkdtemp(join(tmpdir(), 'tsbuild-add-src-'))), String(fetchSeq++));
+
+  /**
+   * ADD's URL and git sources: their cache inputs (a URL with `--checksum` by URL + checksum,
+   * without by the downloaded content; a git source by the commit its ref resolves to) and how
+   * to fetch them when the step runs. `local` are the remaining context sources.
+   */
+  async function remoteSources(step: CopyStep, name: string): Promise<{ local: string[]; inputs: Digest[]; fetch?: () => Promise<FetchedSource[]> }> {
+    const local: string[] = [];
+    const inputs: Digest[] = [];
+    const fetchers: (() => Promise<FetchedSource>)[] = [];
+    const fail = (e: unknown): never => {
+      if (e instanceof BuildError) throw new BuildError(e.code, `${name}: ${e.message}`, { cause: e.cause, location: step.location, step: name });
+      throw new BuildError('FETCH_FAILED', `${name}: ${(e as Error).message}`, { cause: e, location: step.location, step: name });
+    };
+    for (const src of step.sources) {
+      const g = parseGitSource(src);
+      if (g) {
+        const commit = await resolveGitCommit(g, signal).catch(fail);
+        if (step.checksum && !commit.startsWith(step.checksum)) fail(new BuildError('CHECKSUM_MISMATCH', `checksum mismatch for ${src}: expected commit ${step.checksum}, got ${commit}`));
+        const keep = step.keepGitDir ?? false;
+        inputs.push(sha256(JSON.stringify({ git: g.remote, commit, subdir: g.subdir, keepGitDir: keep })));
+        fetchers.push(async () => {
+          const host = await checkoutGit(g, commit, await fetchDir(), keep, signal).catch(fail);
+          return { host, name: '', kind: 'dir' };
+        });
+      } else if (isHttpSource(src)) {
+        if (step.checksum) {
+          const checksum = (() => {
+            try {
+              return parseChecksum(step.checksum, src);
+            } catch (e) {
+              return fail(e);
+            }
+          })();
+          inputs.push(sha256(JSON.stringify({ url: src, checksum })));
+          fetchers.push(async () => {
+            const d = await downloadUrl(src, await fetchDir(), checksum, signal).catch(fail);
+            return { host: d.path, name: d.name, kind: 'file' };
+          });
+        } else {
+          // no checksum: the content decides the key, so the file is downloaded now
+          const d = await downloadUrl(src, await fetchDir(), undefined, signal).catch(fail);
+          inputs.push(sha256(JSON.stringify({ url: src, digest: d.digest, name: d.name, lastModified: d.lastModified?.toISOString() ?? '' })));
+          fetchers.push(async () => ({ host: d.path, name: d.name, kind: 'file' }));
+        }
+      } else local.push(src);
+    }
+    if (!fetchers.length) return { local, inputs };
+    return { local, inputs, fetch: async () => Promise.all(fetchers.map((f) => f())) };
   }
 
   /** Semantic fields and input digests of a RUN's mounts (bind sources by content, never secret values). */
@@ -414,7 +477,7 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
     return { mounts, env };
   }
 
-  async function execute(step: RunStep | CopyStep | Extract<Step, { kind: 'WORKDIR' }>, parent: Image, input: CopyInput | undefined, network: string, name: string, id: string, compression: Compression): Promise<CommittedLayer | undefined> {
+  async function execute(step: RunStep | CopyStep | Extract<Step, { kind: 'WORKDIR' }>, parent: Image, input: CopyInput | undefined, network: string, name: string, id: string, compression: Compression, fetchRemote?: () => Promise<FetchedSource[]>): Promise<CommittedLayer | undefined> {
     signal.throwIfAborted();
     const snap = await o.snapshotter.prepare(parent, signal);
     const held: ActiveSnapshot[] = [snap];
@@ -464,6 +527,7 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
           copyInput = { kind: 'root', root: s.rootfs };
         }
         try {
+          if (fetchRemote && copyInput.kind === 'context') copyInput = { ...copyInput, fetched: await fetchRemote() };
           await applyCopy(step, snap.rootfs, copyInput);
         } catch (e) {
           if (e instanceof BuildError) throw new BuildError(e.code, `${name}: ${e.message}`, { cause: e.cause, location: step.location, step: name });
@@ -500,9 +564,22 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
         const ssh = step.mounts.find((m) => m.type === 'ssh');
         if (ssh) throw new BuildError('NOT_SUPPORTED', `${what}: RUN --mount=type=ssh is not supported`, { location: step.location, step: what });
       }
-      if (step.kind === 'ADD' && step.from.kind === 'context') {
-        const remote = step.sources.find((src) => /^(https?:\/\/|git@|git:\/\/)/.test(src));
-        if (remote) throw new BuildError('NOT_SUPPORTED', `${what}: ADD from a URL or git repository (${remote}) is not supported yet`, { location: step.location, step: what });
+      if (step.kind === 'COPY' && step.from.kind === 'context') {
+        const remote = step.sources.find((src) => isHttpSource(src) || parseGitSource(src));
+        if (remote) throw new BuildError('COPY_FAILED', `${what}: source can't be a URL or git repository for COPY (${remote}); use ADD`, { location: step.location, step: what });
+      }
+      if (step.kind === 'ADD' && step.checksum) {
+        const local = step.from.kind !== 'context' ? step.sources[0] : step.sources.find((src) => !isHttpSource(src) && !parseGitSource(src));
+        if (local !== undefined) throw new BuildError('INVALID_CHECKSUM', `${what}: checksum can't be specified for non-HTTP(S) or git sources (${local})`, { location: step.location, step: what });
+        for (const src of step.sources) {
+          if (isHttpSource(src)) {
+            try {
+              parseChecksum(step.checksum, src);
+            } catch (e) {
+              throw new BuildError('INVALID_CHECKSUM', `${what}: ${(e as Error).message}`, { cause: e, location: step.location, step: what });
+            }
+          }
+        }
       }
     }
   }
@@ -517,6 +594,7 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
     return out;
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
+    if (fetchRoot) await rm(await fetchRoot, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 
