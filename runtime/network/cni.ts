@@ -249,6 +249,33 @@ export function networkGateway(att: Attachment): string | undefined {
   return att.result.ips?.find((i) => !i.address.includes(':') && i.gateway)?.gateway;
 }
 
+/**
+ * CNI DEL of every plugin of `list` (in reverse) for a container whose attachment record is
+ * lost: no cached result, the namespace path as it would be. Plugins treat DEL as idempotent
+ * and release what they hold by container id (host-local lease, portmap chains).
+ */
+export async function releaseLease(list: NetworkConfList, id: string, ifname = 'eth0'): Promise<void> {
+  const errors: unknown[] = [];
+  for (const p of [...list.plugins].reverse()) {
+    await execPlugin(p.type, 'DEL', id, `/run/netns/${netnsName(id)}`, ifname, pluginConf(list, p, [], undefined)).catch((e: unknown) => errors.push(e));
+  }
+  if (errors.length) throw errors[0];
+}
+
+/** Every conflist of this store (`<root>/networks/*.conflist`). */
+export async function listConfLists(root: string): Promise<NetworkConfList[]> {
+  const dir = join(root, 'networks');
+  const out: NetworkConfList[] = [];
+  for (const f of (await fsp.readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.conflist')).sort()) {
+    try {
+      out.push(JSON.parse(await fsp.readFile(join(dir, f), 'utf8')) as NetworkConfList);
+    } catch {
+      /* unreadable: network ls reports it */
+    }
+  }
+  return out;
+}
+
 /** The container's IPv4 address on its network (without prefix length). */
 export function containerAddress(att: Attachment): string | undefined {
   return att.result.ips?.find((i) => !i.address.includes(':'))?.address.split('/')[0];

@@ -57,5 +57,6 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'sign', group: 'signing', summary: 'Sign an image in a registry with a cosign key', load: () => import('./sign.js') },
   { name: 'verify', group: 'signing', summary: 'Verify cosign signatures of an image in a registry', load: () => import('./verify.js') },
   { name: 'verify-attestation', group: 'signing', summary: 'Verify cosign attestations of an image in a registry', load: () => import('./verify.js') },
+  { name: 'system', group: 'system', summary: 'Disk use (df) and cleanup (prune: stopped containers, leftovers of crashed ones, dangling images)', load: () => import('./system.js') },
   { name: 'version', group: 'system', summary: 'Print version information', load: () => import('./version.js') },
 ];
