@@ -4,6 +4,8 @@ import type { CliContext } from '../context.js';
 import { ExitStatus } from '../exit.js';
 import { UsageError, TsbuildError } from '../../util/errors.js';
 import type { RunOptions } from '../../../runtime/run.js';
+import { parseGoDuration, type HealthOverrides } from '../../../runtime/health/health.js';
+import { parseRestartPolicy, type RestartPolicy } from '../../../runtime/monitor/restart.js';
 import { parseMountFlag, parseVolumeFlag, type MountRequest } from '../../../runtime/volumes/mount-spec.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -73,6 +75,38 @@ interface Flags {
   volume?: string[]; mount?: string[]; tmpfs?: string[]; readOnly?: boolean; memory?: string; memorySwap?: string; cpus?: string; cpuShares?: string; cpusetCpus?: string; pidsLimit?: string;
   logOpt?: string[]; network: string; networkGiven?: boolean; publish?: string[]; publishAll?: boolean; expose?: string[];
   dns?: string[]; dnsSearch?: string[]; dnsOption?: string[]; addHost?: string[]; domainname?: string; networkAlias?: string[]; cgroupParent?: string; capAdd?: string[]; capDrop?: string[]; securityOpt?: string[]; privileged?: boolean; init?: boolean;
+  healthCmd?: string; healthInterval?: string; healthTimeout?: string; healthRetries?: string; healthStartPeriod?: string; healthcheck?: boolean; restart?: string;
+}
+
+/** --health-* and --restart (applied by the monitor of a detached container). Throws UsageError. */
+export function monitorOptionsFromFlags(f: Flags): Pick<RunOptions, 'health' | 'restartPolicy'> {
+  const dur = (v: string | undefined, flag: string): number | undefined => {
+    if (v === undefined) return undefined;
+    const ns = parseGoDuration(v);
+    if (ns === undefined || ns < 0) throw new UsageError('INVALID_ARGUMENT', `invalid duration ${JSON.stringify(v)} for ${flag}: e.g. 30s, 500ms, 1m30s`);
+    return ns;
+  };
+  if (f.healthRetries !== undefined && !/^\d+$/.test(f.healthRetries)) throw new UsageError('INVALID_ARGUMENT', `invalid value ${JSON.stringify(f.healthRetries)} for --health-retries`);
+  const health: HealthOverrides = {
+    ...(f.healthCmd !== undefined ? { cmd: f.healthCmd } : {}),
+    ...(f.healthInterval !== undefined ? { intervalNs: dur(f.healthInterval, '--health-interval')! } : {}),
+    ...(f.healthTimeout !== undefined ? { timeoutNs: dur(f.healthTimeout, '--health-timeout')! } : {}),
+    ...(f.healthStartPeriod !== undefined ? { startPeriodNs: dur(f.healthStartPeriod, '--health-start-period')! } : {}),
+    ...(f.healthRetries !== undefined ? { retries: Number(f.healthRetries) } : {}),
+    ...(f.healthcheck === false ? { disable: true } : {}),
+  };
+  if (health.disable && health.cmd !== undefined) throw new UsageError('INVALID_ARGUMENT', '--no-healthcheck conflicts with --health-cmd');
+  let restartPolicy: RestartPolicy | undefined;
+  if (f.restart !== undefined && f.restart !== '') {
+    try {
+      restartPolicy = parseRestartPolicy(f.restart);
+    } catch (e) {
+      throw new UsageError('INVALID_ARGUMENT', (e as Error).message);
+    }
+    if (restartPolicy.Name !== 'no' && f.rm) throw new UsageError('INVALID_ARGUMENT', 'conflicting options: --restart and --rm');
+    if (restartPolicy.Name !== 'no' && !f.detach) throw new UsageError('NOT_SUPPORTED', '--restart needs -d: the restart policy is applied by the monitor of a detached container');
+  }
+  return { health, ...(restartPolicy ? { restartPolicy } : {}) };
 }
 
 /** Turns parsed flags into RunOptions (everything but io and callbacks). Throws UsageError. */
@@ -268,15 +302,22 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('--privileged', 'all capabilities, no seccomp, no masked paths')
     .option('--init', 'run an init as PID 1 that reaps zombies and forwards signals')
     .option('--pull <policy>', 'missing (pull when not in the local store), always or never', 'missing')
+    .option('--health-cmd <cmd>', 'healthcheck command, run through /bin/sh -c in the container (detached containers)')
+    .option('--health-interval <duration>', 'time between healthchecks (default 30s)')
+    .option('--health-timeout <duration>', 'time a healthcheck may take (default 30s)')
+    .option('--health-retries <n>', 'consecutive failures that make the container unhealthy (default 3)')
+    .option('--health-start-period <duration>', 'time after start when failures do not count (default 0s)')
+    .option('--no-healthcheck', "disable the image's HEALTHCHECK")
+    .option('--restart <policy>', 'no, on-failure[:max-retries], always or unless-stopped (detached containers; default no)')
     .action(async (image: string, command: string[], flags: Flags & { pull: string }) => {
       const c = ctx();
       await ensureImage(c, image, flags.pull);
       const opts = runOptionsFromFlags(c.root, image, command, { ...flags, networkGiven: cmd.getOptionValueSource('network') === 'cli' });
-      if (flags.detach && flags.interactive) throw new UsageError('NOT_SUPPORTED', '-d with -i is not supported: a detached container has no stdin (attach is not implemented)');
+      const monitorOpts = monitorOptionsFromFlags(flags);
       const { runImage } = await import('../../../runtime/run.js');
       if (flags.detach) {
         try {
-          const r = await runImage({ ...opts, io: { stdin: 'null', terminal: !!flags.tty }, logger: c.logger });
+          const r = await runImage({ ...opts, ...monitorOpts, openStdin: !!flags.interactive, io: { stdin: 'null', terminal: !!flags.tty }, logger: c.logger });
           c.stdout.write(`${r.id}\n`);
         } catch (e) {
           throw withRunStatus(e);
