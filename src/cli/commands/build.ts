@@ -12,6 +12,7 @@ import { UsageError } from '../../util/errors.js';
 import { readAll } from '../../util/streams.js';
 import type { CliContext } from '../context.js';
 import { PullingImageResolver, RuntimeExecutor, RuntimeSnapshotter } from '../wiring/build-runtime.js';
+import { openBuildCache, parseCacheSpec } from '../wiring/build-cache.js';
 import { parseOutput, writeOutput } from '../wiring/outputs.js';
 import { dockerfileName, planPublish, publishFlags, type PublishFlags } from '../wiring/publish-flags.js';
 import { progressRenderer, type ProgressMode } from '../wiring/progress.js';
@@ -33,6 +34,8 @@ interface Flags extends PublishFlags {
   label?: string[];
   /** commander files `--no-cache-filter` under `cacheFilter` (a negatable name); true when absent. */
   cacheFilter?: string[] | boolean;
+  cacheFrom?: string[];
+  cacheTo?: string[];
   debugCache?: boolean;
   metadataFile?: string;
   compression?: string;
@@ -114,6 +117,8 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('--no-cache', 'run every step, ignoring the build cache')
     .option('--no-cache-filter <stages>', 'ignore the cache for the steps of these stages (comma-separated, repeatable)', (v: string, prev: unknown) => [...(Array.isArray(prev) ? (prev as string[]) : []), v])
     .option('--debug-cache', 'print why each step missed the cache')
+    .option('--cache-from <spec>', 'import build cache: type=registry,ref=REF (or just REF); a missing cache is a warning (repeatable)', collect)
+    .option('--cache-to <spec>', 'export build cache: type=registry,ref=REF[,mode=min|max][,ignore-error=true] (repeatable)', collect)
     .option('--progress <mode>', 'progress output: auto, plain, tty or quiet', 'auto')
     .option('-q, --quiet', 'print only the image id')
     .option('--iidfile <file>', 'write the image id to this file')
@@ -161,6 +166,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         if (r.digest) throw new UsageError('INVALID_ARGUMENT', `invalid tag ${JSON.stringify(t)}: a digest reference cannot be a tag`);
         return formatReference(r);
       });
+      const cacheSpecs = { from: (f.cacheFrom ?? []).map((s) => parseCacheSpec(s, '--cache-from')), to: (f.cacheTo ?? []).map((s) => parseCacheSpec(s, '--cache-to')) };
       const publishing = planPublish(f, names, f.output);
       const output = publishing.output ? parseOutput(publishing.output) : undefined;
       // the key is read (and its password asked for) before the build runs
@@ -186,7 +192,9 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         const onSig = () => ac.abort(new Error('interrupted'));
         process.once('SIGINT', onSig);
         process.once('SIGTERM', onSig);
+        let caches: Awaited<ReturnType<typeof openBuildCache>> | undefined;
         try {
+          caches = await openBuildCache(c, store.content, new FileBuildCache(c.root, store.content), { ...cacheSpecs, progress, signal: ac.signal });
           const resolver = new PullingImageResolver(store, { ...(f.pull ? { always: true } : {}), remote: async (r) => (await import('./pull.js')).remoteOptions(c, [r], {}), partialDir: join(c.root, 'tmp', 'partial'), progress });
           const res = await build({
             dockerfile: dfText,
@@ -198,7 +206,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
             snapshotter: new RuntimeSnapshotter(c.root, c.logger),
             executor: new RuntimeExecutor(c.root, c.logger),
             content: store.content,
-            cache: new FileBuildCache(c.root, store.content),
+            cache: caches.cache,
             cacheMounts: new DirCacheMounts(c.root),
             secrets,
             noCache: !f.cache,
@@ -223,6 +231,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
             progress.finish(`writing image ${id} done`);
             for (const n of names) progress.finish(`naming to ${n} done`);
           }
+          await caches.export();
           if (f.iidfile) await writeFile(f.iidfile, id);
           if (f.metadataFile) {
             const meta = {
@@ -240,6 +249,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
             c.stdout.write(`${await publisher.publish(store, desc, res.image, { ...facts, internal }, !!f.quiet)}\n`);
           } else if (f.quiet) c.stdout.write(`${id}\n`);
         } finally {
+          await caches?.close();
           progress.close();
           process.removeListener('SIGINT', onSig);
           process.removeListener('SIGTERM', onSig);
