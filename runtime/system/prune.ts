@@ -110,16 +110,19 @@ export async function pruneContainers(root: string, opts: PruneOptions = {}): Pr
   const report: PruneReport = { removed: [], repaired: [], network: { detached: [], leases: [], errors: [] }, mounts: [], cgroups: [], errors: [] };
   const parents = new Set([...DEFAULT_CGROUP_PARENTS, ...(opts.cgroupParents ?? [])]);
 
-  // 1. half-made container dirs of dead runs and build steps (no record)
-  report.repaired.push(...(await reapStaleContainers(root, log)));
+  const ids = await listIds(root);
+  const before = new Map<string, string | undefined>();
+  for (const id of ids) before.set(id, (await readStatus(root, id))?.status);
+  // 1. half-made container dirs of dead runs and build steps (no record); records of dead owners marked exited
+  for (const id of await reapStaleContainers(root, log)) if (!before.has(id)) report.repaired.push(id);
   // 2. recorded containers: a dead owner means exited (resources released); stopped ones go
-  for (const id of await listIds(root)) {
+  for (const id of ids) {
     const rec: ContainerRecord | undefined = await readRecord(root, id);
     if (rec) parents.add(dirname(rec.cgroupName));
-    const before = await readStatus(root, id);
     try {
       const info = await containerInfo(root, id);
-      if (before && before.status !== 'exited' && (!info || info.status.status === 'exited')) report.repaired.push(id);
+      const was = before.get(id);
+      if (was && was !== 'exited' && (!info || info.status.status === 'exited')) report.repaired.push(id);
       if (!info || info.status.status !== 'exited' || opts.keepStopped) continue;
       await removeContainer(root, id);
       report.removed.push(id);
