@@ -21,6 +21,7 @@ import type { StageGraph } from '../convert/stages.js';
 import { DockerfileError } from '../dockerfile/errors.js';
 import { commitUpper, type CommittedLayer } from '../exec/commit.js';
 import { applyCopy, applyWorkdir, type CopyInput, type FetchedSource } from '../exec/copy.js';
+import { forwardAgent } from '../exec/ssh-forward.js';
 import { checkoutGit, downloadUrl, isHttpSource, parseChecksum, parseGitSource, resolveGitCommit } from '../exec/remote-source.js';
 import { resolveInRoot } from '../exec/root-path.js';
 import { BuildError } from '../exec/errors.js';
@@ -63,6 +64,8 @@ export interface SolveOptions {
   readonly cacheMounts?: CacheMounts;
   /** `--secret` values by id, for `RUN --mount=type=secret`; kept in memory only. */
   readonly secrets?: ReadonlyMap<string, Buffer>;
+  /** `--ssh` agents by id (`default` …): host paths of ssh-agent sockets, forwarded into `RUN --mount=type=ssh`. */
+  readonly ssh?: ReadonlyMap<string, string>;
   /** Stage names (as in `AS name`, lower case) whose steps ignore the cache (`--no-cache-filter`). */
   readonly noCacheStages?: ReadonlySet<string>;
   /** Per-position record of step keys; with `debugCache`, misses are explained through progress. */
@@ -389,7 +392,11 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
     const inputs: Digest[] = [];
     for (const m of step.mounts) {
       const target = mountTarget(step, m);
-      if (m.type === 'ssh') throw new BuildError('NOT_SUPPORTED', `${name}: RUN --mount=type=ssh is not supported`, { location: step.location, step: name });
+      if (m.type === 'ssh') {
+        // the agent's socket path is the host's business: only what the step sees is keyed
+        ops.push({ type: 'ssh', id: m.cacheId || 'default', target, uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o600, required: m.required });
+        continue;
+      }
       if (m.type === 'secret') {
         if (m.required && !o.secrets?.has(m.cacheId)) throw new BuildError('STEP_FAILED', `${name}: secret ${m.cacheId} is required but was not given (--secret id=${m.cacheId},src=...)`, { location: step.location, step: name });
         ops.push({ type: 'secret', id: m.cacheId, target: m.env && !m.target ? '' : target, env: m.env ?? '' });
@@ -426,6 +433,7 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
 
   function mountTarget(step: RunStep, m: ResolvedMount): string {
     if (m.type === 'secret' && !m.target) return `/run/secrets/${m.cacheId}`;
+    if (m.type === 'ssh' && !m.target) return `/run/buildkit/ssh_agent.${step.mounts.filter((x) => x.type === 'ssh').indexOf(m)}`;
     return posix.resolve(step.cwd || '/', m.target);
   }
 
@@ -435,7 +443,15 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
     const env: string[] = [];
     for (const m of step.mounts) {
       const target = mountTarget(step, m);
-      if (m.type === 'secret') {
+      if (m.type === 'ssh') {
+        const agent = o.ssh?.get(m.cacheId || 'default');
+        if (!agent) continue; // optional and not given
+        const fwd = await forwardAgent(agent, { uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o600 });
+        cleanup.push(() => fwd.close());
+        mounts.push({ type: 'bind', source: fwd.path, destination: target, readonly: false });
+        // like BuildKit: SSH_AUTH_SOCK names the first forwarded agent unless the step sets it
+        if (!env.some((e) => e.startsWith('SSH_AUTH_SOCK=')) && !step.env.some((e) => e.startsWith('SSH_AUTH_SOCK='))) env.push(`SSH_AUTH_SOCK=${target}`);
+      } else if (m.type === 'secret') {
         const data = o.secrets?.get(m.cacheId);
         if (!data) continue; // optional and absent
         if (m.env) env.push(`${m.env}=${data.toString('utf8')}`);
@@ -561,8 +577,12 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
         throw new BuildError('NOT_SUPPORTED', `${what}: RUN --security=insecure is not supported`, { location: step.location, step: what });
       }
       if (step.kind === 'RUN') {
-        const ssh = step.mounts.find((m) => m.type === 'ssh');
-        if (ssh) throw new BuildError('NOT_SUPPORTED', `${what}: RUN --mount=type=ssh is not supported`, { location: step.location, step: what });
+        for (const m of step.mounts) {
+          const id = m.cacheId || 'default';
+          if (m.type === 'ssh' && m.required && !o.ssh?.has(id)) {
+            throw new BuildError('UNAVAILABLE', `${what}: ssh agent ${JSON.stringify(id)} is required but was not forwarded (build --ssh ${id === 'default' ? 'default' : `${id}=SOCKET|KEY`})`, { location: step.location, step: what });
+          }
+        }
       }
       if (step.kind === 'COPY' && step.from.kind === 'context') {
         const remote = step.sources.find((src) => isHttpSource(src) || parseGitSource(src));

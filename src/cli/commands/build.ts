@@ -11,7 +11,7 @@ import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '..
 import { UsageError } from '../../util/errors.js';
 import { readAll } from '../../util/streams.js';
 import type { CliContext } from '../context.js';
-import { PullingImageResolver, RuntimeExecutor, RuntimeSnapshotter } from '../wiring/build-runtime.js';
+import { prepareSshAgents, PullingImageResolver, RuntimeExecutor, RuntimeSnapshotter } from '../wiring/build-runtime.js';
 import { openBuildCache, parseCacheSpec } from '../wiring/build-cache.js';
 import { parseOutput, writeOutput } from '../wiring/outputs.js';
 import { dockerfileName, planPublish, publishFlags, type PublishFlags } from '../wiring/publish-flags.js';
@@ -41,6 +41,7 @@ interface Flags extends PublishFlags {
   compression?: string;
   platform?: string;
   pull?: boolean;
+  ssh?: string[];
 }
 
 /** `--secret id=ID[,src=PATH|,env=VAR]` (docker buildx syntax; `source`/`type=file|env` accepted). */
@@ -129,6 +130,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('--metadata-file <file>', 'write the build result (digests, names) as JSON to this file')
     .option('--pull', 'always re-resolve base image tags against their registry (pulls a changed image; default: pull only what the store lacks)')
     .option('--platform <os/arch>', 'target platform (only the host platform is supported)')
+    .option('--ssh <spec>', 'ssh agent for RUN --mount=type=ssh: default or ID, =SOCKET or =KEY[,KEY] (default: $SSH_AUTH_SOCK) (repeatable)', collect)
     .option('--secret <spec>', 'secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR (repeatable)', collect)
     .action(async (contextArg: string, f: Flags) => {
       const c = ctx();
@@ -193,7 +195,9 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         process.once('SIGINT', onSig);
         process.once('SIGTERM', onSig);
         let caches: Awaited<ReturnType<typeof openBuildCache>> | undefined;
+        let ssh: Awaited<ReturnType<typeof prepareSshAgents>> | undefined;
         try {
+          if (f.ssh?.length) ssh = await prepareSshAgents(f.ssh);
           caches = await openBuildCache(c, store.content, new FileBuildCache(c.root, store.content), { ...cacheSpecs, progress, signal: ac.signal });
           const resolver = new PullingImageResolver(store, { ...(f.pull ? { always: true } : {}), remote: async (r) => (await import('./pull.js')).remoteOptions(c, [r], {}), partialDir: join(c.root, 'tmp', 'partial'), progress });
           const res = await build({
@@ -209,6 +213,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
             cache: caches.cache,
             cacheMounts: new DirCacheMounts(c.root),
             secrets,
+            ...(ssh ? { ssh: ssh.agents } : {}),
             noCache: !f.cache,
             ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
             defaultNetwork: network,
@@ -250,6 +255,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
           } else if (f.quiet) c.stdout.write(`${id}\n`);
         } finally {
           await caches?.close();
+          await ssh?.close();
           progress.close();
           process.removeListener('SIGINT', onSig);
           process.removeListener('SIGTERM', onSig);

@@ -355,3 +355,94 @@ export class PullingImageResolver implements ImageResolver {
     }
   }
 }
+
+/** `--ssh` agents ready for a build: id → agent socket; `close` stops the agents started for key files. */
+export interface SshAgents {
+  readonly agents: ReadonlyMap<string, string>;
+  close(): Promise<void>;
+}
+
+/**
+ * Prepares `--ssh ID[=SOCKET|KEY[,KEY…]]` (docker buildx syntax): without a value the agent of
+ * `$SSH_AUTH_SOCK`; a socket path is that agent; key files are loaded into a private `ssh-agent`
+ * started for the build (stopped by `close`). Throws UsageError-like TsbuildErrors naming the spec.
+ */
+export async function prepareSshAgents(specs: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<SshAgents> {
+  const agents = new Map<string, string>();
+  const stops: (() => Promise<void>)[] = [];
+  const close = async () => {
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+  };
+  try {
+    for (const spec of specs) {
+      const eq = spec.indexOf('=');
+      const id = (eq < 0 ? spec : spec.slice(0, eq)).trim();
+      if (!id || !/^[A-Za-z0-9_.-]+$/.test(id)) throw new TsbuildError('INVALID_ARGUMENT', `invalid --ssh ${JSON.stringify(spec)}: expected ID[=SOCKET|KEY[,KEY...]]`);
+      const paths = eq < 0 ? [] : spec.slice(eq + 1).split(',').map((p) => p.trim()).filter(Boolean);
+      if (paths.length === 0) {
+        const sock = env['SSH_AUTH_SOCK'];
+        if (!sock) throw new TsbuildError('INVALID_ARGUMENT', `--ssh ${id}: SSH_AUTH_SOCK is not set (start an ssh-agent or give a socket or key path: --ssh ${id}=PATH)`);
+        paths.push(sock);
+      }
+      const stats = await Promise.all(paths.map((p) => fsp.stat(p).catch((e: unknown) => {
+        throw new TsbuildError('INVALID_ARGUMENT', `--ssh ${id}: ${p}: ${(e as Error).message}`, { cause: e });
+      })));
+      if (stats.length === 1 && stats[0]!.isSocket()) {
+        agents.set(id, paths[0]!);
+        continue;
+      }
+      if (stats.some((s) => s.isSocket())) throw new TsbuildError('INVALID_ARGUMENT', `--ssh ${id}: give one agent socket or key files, not both`);
+      const agent = await startAgent(id);
+      stops.push(agent.stop);
+      for (const key of paths) await runQuiet('ssh-add', ['-q', key], { ...env, SSH_AUTH_SOCK: agent.socket }, `--ssh ${id}: loading key ${key}`);
+      agents.set(id, agent.socket);
+    }
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  return { agents, close };
+}
+
+/** Starts `ssh-agent -D -a SOCKET` in a private directory and waits for its socket. */
+async function startAgent(id: string): Promise<{ socket: string; stop: () => Promise<void> }> {
+  const { spawn } = await import('node:child_process');
+  const dir = await fsp.mkdtemp(join(tmpdir(), 'tsbuild-ssh-agent-'));
+  const socket = join(dir, 'agent.sock');
+  const child = spawn('ssh-agent', ['-D', '-a', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<void>((r) => child.once('close', () => r()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+    await fsp.rm(dir, { recursive: true, force: true });
+  };
+  const failed = new Promise<never>((_, reject) => {
+    child.once('error', (e) => reject(new TsbuildError('UNAVAILABLE', `--ssh ${id}: starting ssh-agent: ${e.message}`, { cause: e })));
+    child.once('close', (code) => reject(new TsbuildError('UNAVAILABLE', `--ssh ${id}: ssh-agent exited with code ${code}: ${err.trim()}`)));
+  });
+  failed.catch(() => undefined);
+  try {
+    for (let i = 0; ; i++) {
+      if (existsSync(socket)) break;
+      if (i > 200) throw new TsbuildError('UNAVAILABLE', `--ssh ${id}: ssh-agent did not create its socket`);
+      await Promise.race([new Promise((r) => setTimeout(r, 25)), failed]);
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { socket, stop };
+}
+
+async function runQuiet(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv, what: string): Promise<void> {
+  const { spawn } = await import('node:child_process');
+  await new Promise<void>((resolve, reject) => {
+    const p = spawn(cmd, [...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    p.once('error', (e) => reject(new TsbuildError('UNAVAILABLE', `${what}: ${e.message}`, { cause: e })));
+    p.once('close', (code) => (code === 0 ? resolve() : reject(new TsbuildError('INVALID_ARGUMENT', `${what}: ${cmd} exited with code ${code}: ${err.trim()}`))));
+  });
+}
