@@ -1,6 +1,38 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
+import type { ContainerInfo } from '../../../runtime/container/records.js';
 import { commandText, statusText } from './ps.js';
+
+/** docker inspect's JSON of one container. */
+export function inspectContainer(i: ContainerInfo, logPath: string): Record<string, unknown> {
+  const { record: r, status: s } = i;
+  const live = s.status === 'running' || s.status === 'paused';
+  return {
+    Id: r.id, Created: r.created, Path: r.command[0] ?? '', Args: r.command.slice(1),
+    State: {
+      Status: s.status, Running: live, Paused: s.status === 'paused', Restarting: s.status === 'restarting', Pid: live ? (s.pid ?? 0) : 0,
+      ExitCode: s.status === 'exited' || s.status === 'restarting' ? (s.exitCode ?? 255) : 0, Error: s.error ?? '',
+      StartedAt: s.startedAt ?? '0001-01-01T00:00:00Z', FinishedAt: s.finishedAt ?? '0001-01-01T00:00:00Z',
+      ...(s.signal ? { Signal: s.signal } : {}), Text: statusText(i),
+      ...(r.healthcheck ? { Health: s.health ?? { Status: 'starting', FailingStreak: 0, Log: [] } } : {}),
+    },
+    Image: r.imageId ?? '', Name: `/${r.name}`, LogPath: logPath, RestartCount: s.restartCount ?? 0,
+    Config: {
+      Hostname: r.hostname, Image: r.image, Cmd: r.command, Env: r.env, Tty: r.tty, OpenStdin: !!r.openStdin, StopSignal: r.stopSignal,
+      ...(r.healthcheck ? { Healthcheck: r.healthcheck } : {}),
+    },
+    NetworkSettings: { IPAddress: r.address ?? '', Ports: r.ports ?? [], Network: r.network },
+    HostConfig: {
+      AutoRemove: r.autoRemove, NetworkMode: r.network, Init: r.init, CgroupParent: r.cgroupName.split('/').slice(0, -1).join('/'),
+      RestartPolicy: r.restartPolicy ?? { Name: 'no', MaximumRetryCount: 0 },
+    },
+    Mounts: (r.mounts ?? []).map((m) => ({
+      Type: m.type, ...(m.name ? { Name: m.name } : {}), Source: m.source, Destination: m.destination,
+      Mode: m.readonly ? 'ro' : '', RW: !m.readonly, Propagation: m.propagation ?? '',
+    })),
+    CommandLine: commandText(r.command),
+  };
+}
 
 /** `tsbuild container inspect CONTAINER...`: docker-style JSON array. */
 export function register(cmd: Command, ctx: () => CliContext): void {
@@ -17,22 +49,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         const id = await resolveContainer(c.root, ref);
         const i = await containerInfo(c.root, id);
         if (!i) continue;
-        const { record: r, status: s } = i;
-        const live = s.status === 'running' || s.status === 'paused';
-        out.push({
-          Id: r.id, Created: r.created, Path: r.command[0] ?? '', Args: r.command.slice(1),
-          State: {
-            Status: s.status, Running: live, Paused: s.status === 'paused', Pid: live ? (s.pid ?? 0) : 0,
-            ExitCode: s.status === 'exited' ? (s.exitCode ?? 255) : 0, Error: s.error ?? '',
-            StartedAt: s.startedAt ?? '0001-01-01T00:00:00Z', FinishedAt: s.finishedAt ?? '0001-01-01T00:00:00Z',
-            ...(s.signal ? { Signal: s.signal } : {}), Text: statusText(i),
-          },
-          Image: r.imageId ?? '', Name: `/${r.name}`, LogPath: recordPaths(c.root, id).log,
-          Config: { Hostname: r.hostname, Image: r.image, Cmd: r.command, Env: r.env, Tty: r.tty, StopSignal: r.stopSignal },
-          NetworkSettings: { IPAddress: r.address ?? '', Ports: r.ports ?? [], Network: r.network },
-          HostConfig: { AutoRemove: r.autoRemove, NetworkMode: r.network, Init: r.init, CgroupParent: r.cgroupName.split('/').slice(0, -1).join('/') },
-          CommandLine: commandText(r.command),
-        });
+        out.push(inspectContainer(i, recordPaths(c.root, id).log));
       }
       c.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     });

@@ -16,15 +16,23 @@ export function humanDuration(ms: number): string {
   return `${Math.round(h / 24)} days`;
 }
 
-/** docker ps STATUS: `Up 3 seconds`, `Up 3 seconds (Paused)`, `Exited (0) 2 minutes ago`, `Created`. */
+/**
+ * docker ps STATUS: `Up 3 seconds`, `Up 3 seconds (Paused)`, `Up 3 seconds (healthy)` (or
+ * `(health: starting)`, `(unhealthy)`), `Restarting (1) 2 seconds ago`, `Exited (0) 2 minutes ago`, `Created`.
+ */
 export function statusText(i: ContainerInfo, now = Date.now()): string {
   const st = i.status;
   switch (st.status) {
     case 'created':
       return 'Created';
     case 'running':
-    case 'paused':
-      return `Up ${humanDuration(now - Date.parse(st.startedAt ?? i.record.created))}${st.status === 'paused' ? ' (Paused)' : ''}`;
+    case 'paused': {
+      const h = st.health?.Status;
+      const suffix = st.status === 'paused' ? ' (Paused)' : h === 'starting' ? ' (health: starting)' : h ? ` (${h})` : '';
+      return `Up ${humanDuration(now - Date.parse(st.startedAt ?? i.record.created))}${suffix}`;
+    }
+    case 'restarting':
+      return `Restarting (${st.exitCode ?? 255}) ${humanDuration(now - Date.parse(st.finishedAt ?? i.record.created))} ago`;
     default:
       return `Exited (${st.exitCode ?? 255}) ${humanDuration(now - Date.parse(st.finishedAt ?? i.record.created))} ago`;
   }
@@ -65,7 +73,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .action(async (o: { all?: boolean; quiet?: boolean; trunc: boolean; format: string }) => {
       const c = ctx();
       const { listInfos } = await import('../../../runtime/container/records.js');
-      const list = (await listInfos(c.root)).filter((i) => o.all || i.status.status === 'running' || i.status.status === 'paused');
+      const list = (await listInfos(c.root)).filter((i) => o.all || i.status.status !== 'exited' && i.status.status !== 'created');
       const noTrunc = o.trunc === false;
       if (o.quiet) {
         for (const i of list) c.stdout.write(`${noTrunc ? i.record.id : i.record.id.slice(0, 12)}\n`);
