@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
@@ -146,6 +146,126 @@ describe.skipIf(!!why)('containers: CNI networking', () => {
     expect(bad.stderr).toContain('invalid published port "99999:80"');
     expect(readdirSync(join(root, 'containers')).filter((d) => d !== 'names')).toEqual([]);
     expect(existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith('tsbuild-')) : []).toEqual([]);
+  });
+
+  /** Everything a user network's containers may leave: leases, veths on its bridge, iptables rules naming its subnet. */
+  const userNetLeftovers = (net: string, subnetPrefix: string): string[] => {
+    const out: string[] = [];
+    const leases = existsSync(`/var/lib/cni/networks/${net}`) ? readdirSync(`/var/lib/cni/networks/${net}`).filter((f) => f.startsWith(subnetPrefix)) : [];
+    if (leases.length) out.push(`leases ${leases.join(' ')}`);
+    if (existsSync(`/sys/class/net/tsb-${net}/brif`) && readdirSync(`/sys/class/net/tsb-${net}/brif`).length) out.push('veth');
+    if (execFileSync('iptables-save', { encoding: 'utf8' }).split('\n').some((l) => l.includes(subnetPrefix) && !l.includes(`${subnetPrefix}0/24`))) out.push('iptables');
+    return out;
+  };
+
+  it('-P publishes EXPOSEd ports and --expose on ephemeral host ports; a host port in use fails naming it and makes nothing', async () => {
+    const ctx = mkdtempSync(join(tmpdir(), 'tsbuild-ctrnet-ctx-'));
+    const net = `p${process.pid}`;
+    let id = '';
+    try {
+      writeFileSync(join(ctx, 'Dockerfile'), `FROM ${IMG}\nEXPOSE 80 8081/tcp\n`);
+      await tsbuildOk(['build', '-q', '-t', 'localhost/ctrnet/exposed:latest', ctx], { root });
+      await tsbuildOk(['network', 'create', net, '--subnet', '10.88.247.0/24'], { root });
+      id = (await tsbuildOk(['run', '-d', '--cgroup-parent', parent, '--network', net, '-P', '--expose', '5353/udp', 'localhost/ctrnet/exposed:latest', 'sh', '-c', 'echo exposed > /tmp/index.html; exec httpd -f -p 80 -h /tmp'], { root })).stdout.trim();
+      const lines = (await tsbuildOk(['port', id], { root })).stdout.trim().split('\n');
+      expect(lines.map((l) => l.replace(/:\d+$/, ':N'))).toEqual(['80/tcp -> 0.0.0.0:N', '8081/tcp -> 0.0.0.0:N', '5353/udp -> 0.0.0.0:N']);
+      const hostPorts = lines.map((l) => Number(/:(\d+)$/.exec(l)![1]));
+      for (const p of hostPorts) expect(p).toBeGreaterThan(1024);
+      expect(new Set(hostPorts).size).toBe(3);
+      let res: { status: number; body: string } | undefined;
+      for (let i = 0; i < 50 && !res; i++) {
+        res = await httpGet(`http://127.0.0.1:${hostPorts[0]}/index.html`).catch(() => undefined);
+        if (!res) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(res).toEqual({ status: 200, body: 'exposed\n' });
+
+      // a port another container of this store publishes, then one a host process listens on
+      const taken = await runTsbuild(['run', '--rm', '--cgroup-parent', parent, '--network', net, '-p', `${hostPorts[0]}:80`, IMG, 'true'], { root });
+      expect(taken.code).toBe(125);
+      expect(taken.stderr).toContain(`host port ${hostPorts[0]}/tcp: the port is already in use (it is published by container ${id.slice(0, 12)})`);
+      const port = await freePort();
+      const server = createServer();
+      await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+      try {
+        const busy = await runTsbuild(['run', '-d', '--cgroup-parent', parent, '--network', net, '-p', `127.0.0.1:${port}:80`, IMG, 'true'], { root });
+        expect(busy.code).toBe(125);
+        expect(busy.stderr).toContain(`cannot publish port 80/tcp on host port 127.0.0.1:${port}/tcp: the port is already in use`);
+      } finally {
+        await new Promise((r) => server.close(r));
+      }
+      expect(readdirSync(join(root, 'containers')).filter((d) => d !== 'names' && d !== id)).toEqual([]);
+      expect(readdirSync(join(root, 'networks', 'cache'))).toEqual([`${id}.json`]);
+      expect(execFileSync('iptables-save', { encoding: 'utf8' })).not.toContain(`--dport ${port} `);
+    } finally {
+      if (id) await runTsbuild(['rm', '-f', id], { root });
+      rmSync(ctx, { recursive: true, force: true });
+    }
+    expect(userNetLeftovers(net, '10.88.247.')).toEqual([]);
+    await tsbuildOk(['network', 'rm', net], { root });
+  });
+
+  it('--hostname, --domainname, --dns*, --add-host (host-gateway) make the container\'s own hosts, resolv.conf and hostname files', async () => {
+    const r = await tsbuildOk(['run', '--rm', '--cgroup-parent', parent, '--network', 'tsbuild', '--hostname', 'h1', '--domainname', 'example.org',
+      '--dns', '192.0.2.53', '--dns', '192.0.2.54', '--dns-search', 'a.test', '--dns-option', 'ndots:2', '--add-host', 'gw:host-gateway', '--add-host', 'db:192.0.2.10',
+      IMG, 'sh', '-c', 'cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---; cat /etc/hostname; hostname; cat /proc/sys/kernel/domainname; ip -4 -o addr show eth0'], { root });
+    const [hosts, resolv, names] = r.stdout.split('---\n');
+    const address = /inet (\S+)\//.exec(names!)![1]!;
+    expect(hosts).toContain('127.0.0.1\tlocalhost\n');
+    expect(hosts).toContain('10.88.213.1\tgw\n192.0.2.10\tdb\n');
+    expect(hosts).toContain(`${address}\th1.example.org h1\n`);
+    expect(hosts).not.toContain('tsbuild network peers');
+    expect(resolv).toBe('search a.test\nnameserver 192.0.2.53\nnameserver 192.0.2.54\noptions ndots:2\n');
+    expect(names!.split('\n').slice(0, 3)).toEqual(['h1', 'h1', 'example.org']);
+    // the files are the container's own, not the image's
+    const plain = await tsbuildOk(['run', '--rm', '--cgroup-parent', parent, IMG, 'sh', '-c', 'cat /etc/hostname; grep -c gw /etc/hosts || true'], { root });
+    expect(plain.stdout).not.toContain('h1');
+    expect(plain.stdout.trim().split('\n').pop()).toBe('0');
+    const none = await runTsbuild(['run', '--rm', '--add-host', 'gw:host-gateway', IMG, 'true'], { root });
+    expect(none.code).toBe(125);
+    expect(none.stderr).toContain('host-gateway needs a container network');
+    const bad = await runTsbuild(['run', '--rm', '--dns', 'not-an-ip', IMG, 'true'], { root });
+    expect(bad.code).toBe(2);
+  });
+
+  it('a user network resolves container names and --network-alias through /etc/hosts; rm takes the name away; the default network does not', async () => {
+    const net = `n${process.pid}`;
+    await tsbuildOk(['network', 'create', net, '--subnet', '10.88.248.0/24'], { root });
+    const ids: string[] = [];
+    try {
+      const srv = (await tsbuildOk(['run', '-d', '--cgroup-parent', parent, '--network', net, '--name', `srv${process.pid}`, '--network-alias', 'web', IMG, 'sh', '-c', 'echo by-name > /tmp/index.html; exec httpd -f -p 80 -h /tmp'], { root })).stdout.trim();
+      ids.push(srv);
+      const cli = (await tsbuildOk(['run', '-d', '--cgroup-parent', parent, '--network', net, '--name', `cli${process.pid}`, IMG, 'sleep', '600'], { root })).stdout.trim();
+      ids.push(cli);
+      const ping = await tsbuildOk(['exec', cli, 'ping', '-c1', '-W5', `srv${process.pid}`], { root });
+      expect(ping.stdout).toContain('1 packets received');
+      let body = '';
+      for (let i = 0; i < 30 && body !== 'by-name\n'; i++) {
+        body = (await runTsbuild(['exec', cli, 'wget', '-qO-', 'http://web:80/index.html'], { root })).stdout;
+        if (body !== 'by-name\n') await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(body).toBe('by-name\n');
+      // srv started first: it learnt cli's name through its bind-mounted hosts file, rewritten in place
+      const cliAddr = (JSON.parse((await tsbuildOk(['container', 'inspect', cli], { root })).stdout) as { NetworkSettings: { IPAddress: string } }[])[0]!.NetworkSettings.IPAddress;
+      expect((await tsbuildOk(['exec', srv, 'cat', '/etc/hosts'], { root })).stdout).toContain(`${cliAddr}\tcli${process.pid}\t# ${net} ${cli.slice(0, 12)}\n`);
+      await tsbuildOk(['rm', '-f', cli], { root });
+      ids.pop();
+      const after = (await tsbuildOk(['exec', srv, 'cat', '/etc/hosts'], { root })).stdout;
+      expect(after).not.toContain(`cli${process.pid}`);
+      expect(after).not.toContain('tsbuild network peers');
+      // docker's default bridge has no name resolution: neither has tsbuild's
+      const d1 = (await tsbuildOk(['run', '-d', '--cgroup-parent', parent, '--network', 'tsbuild', '--name', `d1${process.pid}`, IMG, 'sleep', '600'], { root })).stdout.trim();
+      ids.push(d1);
+      const d2 = await runTsbuild(['run', '--rm', '--cgroup-parent', parent, '--network', 'tsbuild', IMG, 'sh', '-c', `cat /etc/hosts; ping -c1 -W1 d1${process.pid}`], { root });
+      expect(d2.code).not.toBe(0);
+      expect(d2.stdout).not.toContain(`d1${process.pid}`);
+      const alias = await runTsbuild(['run', '--rm', '--network-alias', 'x', IMG, 'true'], { root });
+      expect(alias.code).toBe(125);
+      expect(alias.stderr).toContain('network aliases need a user network');
+    } finally {
+      for (const id of ids) await runTsbuild(['rm', '-f', id], { root });
+    }
+    expect(userNetLeftovers(net, '10.88.248.')).toEqual([]);
+    await tsbuildOk(['network', 'rm', net], { root });
   });
 
   it('--network host shares the host network namespace; none has only loopback', async () => {
