@@ -106,7 +106,8 @@ export class LayeredBuildCache implements BuildCache {
             return { source, records: await source.load(this.#opts.signal) };
           } catch (e) {
             this.#opts.signal?.throwIfAborted();
-            this.#opts.onWarning?.(`importing cache from ${source.name} failed, continuing without it: ${formatErrorChain(e)}`);
+            const chain = formatErrorChain(e);
+            this.#opts.onWarning?.(`${chain.includes(source.name) ? chain : `importing cache from ${source.name}: ${chain}`} (continuing without this cache)`);
             return { source, records: [] as RemoteCacheRecord[] };
           }
         }),

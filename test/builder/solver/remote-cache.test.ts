@@ -106,7 +106,7 @@ describe('LayeredBuildCache', () => {
     const cache = new LayeredBuildCache(local, content, [broken, source([rec2])], { onWarning: (m) => warnings.push(m) });
     expect(await cache.get(rec1.key)).toBeUndefined();
     expect((await cache.get(rec2.key))?.layer).toEqual(rec2.layer);
-    expect(warnings).toEqual(['importing cache from mem/cache:v1 failed, continuing without it: manifest unknown (404 MANIFEST_UNKNOWN)']);
+    expect(warnings).toEqual(['importing cache from mem/cache:v1: manifest unknown (404 MANIFEST_UNKNOWN) (continuing without this cache)']);
   });
 
   it('a record lying about the diff id fails its fetch, and neither the blob nor a local record is kept', async () => {

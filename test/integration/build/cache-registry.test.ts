@@ -164,7 +164,7 @@ describe.skipIf(!!why)('build --cache-to / --cache-from type=registry', () => {
   it('a missing cache is a warning and the build goes on; a refused export fails naming the ref and status (unless ignore-error=true)', async () => {
     const rootE = await machine();
     const e = await tsb(rootE, ['build', '--progress=plain', '--cache-from', `type=registry,ref=${ref('nothing-here')}`, ctx]);
-    expect(e.stderr).toMatch(new RegExp(`WARNING: importing cache from ${ref('nothing-here').replace(/[.:]/g, '\\$&')} failed, continuing without it: .*manifest unknown`));
+    expect(e.stderr).toContain(`WARNING: importing cache from ${ref('nothing-here')}: manifest unknown (404 MANIFEST_UNKNOWN) (continuing without this cache)`);
     const authReg = await startRegistry({ auth: 'htpasswd', users: [{ username: 'u', password: 'p' }] });
     try {
       const target = `${authReg.host}/cache/app:x`;
