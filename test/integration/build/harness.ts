@@ -54,6 +54,7 @@ export interface RunBuildOptions {
   readonly sourceDateEpoch?: number;
   readonly network?: 'host' | 'none';
   readonly secrets?: ReadonlyMap<string, Buffer>;
+  readonly ssh?: ReadonlyMap<string, string>;
   readonly signal?: AbortSignal;
 }
 
@@ -80,6 +81,7 @@ export async function runBuild(root: string, store: ImageStore, o: RunBuildOptio
       progress: (e) => events.push(e),
       cacheMounts: new DirCacheMounts(root),
       ...(o.secrets ? { secrets: o.secrets } : {}),
+      ...(o.ssh ? { ssh: o.ssh } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
     });
     const output = events.filter((e): e is Extract<ProgressEvent, { kind: 'output' }> => e.kind === 'output').map((e) => e.chunk.toString()).join('');
