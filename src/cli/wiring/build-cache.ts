@@ -9,6 +9,7 @@ import type { CacheExportMode, LayeredBuildCache } from '../../../builder/solver
 import type { ContentStore } from '../../oci/content/content-store.js';
 import { formatReference, parseReference, type Reference } from '../../oci/reference.js';
 import { TsbuildError, UsageError, formatErrorChain } from '../../util/errors.js';
+import type { ConnectionOpts } from '../commands/pull.js';
 import type { CliContext } from '../context.js';
 
 /** One `--cache-from` / `--cache-to` value. */
@@ -79,12 +80,14 @@ export interface OpenBuildCacheOptions {
   /** Warnings (a missing `--cache-from`) and the export steps go here. */
   readonly progress?: ProgressSink;
   readonly signal?: AbortSignal;
+  /** The build's registry connection flags (`--tls-verify`, `--cert-dir`, `--creds`, …), as for `--push`. */
+  readonly connection?: ConnectionOpts;
 }
 
 /**
  * Puts the `--cache-from` caches behind the local cache and prepares the `--cache-to`
- * exports. Registry connection options come from the usual keychain and TLS settings of
- * each registry (as `tsbuild pull` without flags).
+ * exports. Registry connections use the keychain and the build's connection flags, as
+ * `tsbuild pull` does.
  */
 export async function openBuildCache(c: CliContext, content: ContentStore, local: BuildCache, o: OpenBuildCacheOptions): Promise<BuildCacheWiring> {
   if (!o.from.length && !o.to.length) return { cache: local, export: async () => undefined, close: async () => undefined };
@@ -93,7 +96,7 @@ export async function openBuildCache(c: CliContext, content: ContentStore, local
     import('../../../registry/cache/registry-cache.js'),
     import('../commands/pull.js'),
   ]);
-  const optsFor = async (r: Reference) => ({ ...(await remoteOptions(c, [r.registry], {})), ...(o.signal ? { signal: o.signal } : {}) });
+  const optsFor = async (r: Reference) => ({ ...(await remoteOptions(c, [r.registry], o.connection ?? {})), ...(o.signal ? { signal: o.signal } : {}) });
   const sources = await Promise.all(o.from.map(async (s) => new RegistryCacheSource(s.ref, await optsFor(s.ref))));
   const cache: LayeredBuildCache = new LayeredBuildCache(local, content, sources, {
     onWarning: (message) => o.progress?.({ kind: 'warning', message }),
