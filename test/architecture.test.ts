@@ -3,7 +3,8 @@
  * dynamic import() of every .ts file under src/, builder/, registry/ and runtime/ must stay inside
  * what its area may depend on. Type-only imports count: they couple the code just the same.
  * Also checks that `tsbuild --help` and `tsbuild version` load none of builder/registry/runtime
- * (nor the heavy packages), by recording every module the built CLI resolves.
+ * (nor the heavy packages), by recording every module the built CLI resolves (for the files of
+ * the bundle, the sources dist/bundle/meta.json says each one holds).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -169,16 +170,31 @@ describe('lazy command loading', () => {
     ].join('\n'));
     await writeFile(log, '');
     const r = await run(process.execPath, ['--import', join(dir, 'register.mjs'), TSBUILD_MAIN, ...args], { env: { TSBUILD_ROOT: join(dir, 'root') } });
-    const urls = readFileSync(log, 'utf8').split('\n').filter(Boolean).map((u) => (u.startsWith('file:') ? relative(REPO_ROOT, new URL(u).pathname).split(sep).join('/') : u));
-    return { code: r.code, stdout: r.stdout, urls };
+    const files = readFileSync(log, 'utf8').split('\n').filter(Boolean).map((u) => (u.startsWith('file:') ? relative(REPO_ROOT, new URL(u).pathname).split(sep).join('/') : u));
+    return { code: r.code, stdout: r.stdout, files, urls: files.flatMap(bundledModules) };
+  }
+
+  /**
+   * The modules a resolved file stands for: a file of the bundle (dist/bundle/, scripts/bundle.mjs)
+   * holds the sources its meta.json lists, named as tsc's output of each (`builder/x.ts` →
+   * `dist/builder/x.js`) or as their package path; any other file stands for itself.
+   */
+  function bundledModules(file: string): string[] {
+    if (!file.startsWith('dist/bundle/')) return [file];
+    const meta = JSON.parse(readFileSync(join(REPO_ROOT, 'dist/bundle/meta.json'), 'utf8')) as { outputs: Record<string, string[]> };
+    const inputs = meta.outputs[file.slice('dist/bundle/'.length)];
+    if (!inputs) throw new Error(`${file} is not in dist/bundle/meta.json (stale bundle? npm run build)`);
+    return [file, ...inputs.map((i) => (i.includes('node_modules/') ? i.slice(i.lastIndexOf('node_modules/')) : `dist/${i.replace(/\.ts$/, '.js')}`))];
   }
 
   const HEAVY = /^(dist\/(builder|registry|runtime)\/|node_modules\/(koffi|undici|dockerfile-ast|zstd-napi|tar-stream)\/)/;
 
   it.skipIf(skipUnless(why))('tsbuild --help loads no command module, builder, registry, runtime or heavy package', async () => {
-    const { code, stdout, urls } = await resolvedBy(['--help']);
+    const { code, stdout, urls, files } = await resolvedBy(['--help']);
     expect(code).toBe(0);
     expect(stdout).toContain('version');
+    // npm run build bundles the CLI (scripts/bundle.mjs): the stub loads dist/bundle/cli.js
+    expect(files).toContain('dist/bundle/cli.js');
     // the hook saw the CLI itself: the check below cannot pass vacuously
     expect(urls).toContain('dist/src/cli/main.js');
     expect(urls).toContain('dist/src/cli/commands/index.js');
