@@ -3,6 +3,7 @@
  * .dockerignore, COPY/ADD source selection with Docker's wildcard rules, and
  * content hashes of the selected files for cache keys.
  */
+import { resolveInRoot } from '../exec/root-path.js';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
@@ -148,9 +149,15 @@ export class BuildContext {
 
   /** Lstat of a context path, or undefined when missing or ignored. */
   async stat(path: string): Promise<ContextEntry | undefined> {
-    const p = goClean(path).replace(/^\/+/, '');
-    if (p === '.' || p === '') return toEntry('', await lstat(this.root));
-    if (this.isIgnored(p)) return undefined;
+    const asked = goClean(path).replace(/^\/+/, '');
+    if (asked === '.' || asked === '') return toEntry('', await lstat(this.root));
+    if (this.isIgnored(asked)) return undefined;
+    // Symlinks in the parent components are followed inside the context, as BuildKit's scoped
+    // resolution does (an absolute target is taken from the context root, `..` stops there):
+    // `dirlink/file` with dirlink -> /etc never reads a host path. The entry gets the resolved path.
+    const p = (await resolveInRoot(this.root, '/' + asked, false)).path.replace(/^\/+/, '');
+    if (p === '') return toEntry('', await lstat(this.root));
+    if (p !== asked && this.isIgnored(p)) return undefined;
     try {
       const st = await lstat(join(this.root, p));
       return toEntry(p, st, st.isSymbolicLink() ? await readlink(join(this.root, p)) : undefined);
