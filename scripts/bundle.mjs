@@ -17,7 +17,7 @@
  * Native packages (koffi, zstd-napi) stay external; everything else is bundled.
  */
 import { build } from 'esbuild';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -76,6 +76,13 @@ for (const [file, o] of Object.entries(result.metafile.outputs)) {
   outputs[relative(OUT, join(ROOT, file)).split(sep).join('/')] = Object.keys(o.inputs).sort();
 }
 await writeFile(join(OUT, 'meta.json'), `${JSON.stringify({ outputs }, null, 1)}\n`);
+
+// chunks of earlier builds: removed once nothing started before this build can still load them
+for (const f of await readdir(OUT)) {
+  if (!/^chunk-.*\.js(\.map)?$/.test(f) || outputs[f.replace(/\.map$/, '')]) continue;
+  const st = await stat(join(OUT, f)).catch(() => undefined);
+  if (st && Date.now() - st.mtimeMs > 3600_000) await rm(join(OUT, f), { force: true });
+}
 
 for (const [name, e] of Object.entries(ENTRIES)) {
   const stub = join(DIST, e.stub);
