@@ -1,0 +1,522 @@
+/**
+ * `tsbuild cp`: copies between a container's filesystem and the host (or a tar stream) with
+ * docker cp's path rules. Every path inside the container is opened with openat2
+ * RESOLVE_IN_ROOT relative to a directory fd of the container's root, and trees are walked fd
+ * by fd with the last component never followed, so a symlink in the container (to /etc/shadow,
+ * `../../..`, or swapped in while the copy runs) can never make cp read or write a host path
+ * (CVE-2019-14271 class).
+ *
+ * The container's root: for a running (or paused) container `/proc/<pid>/root`, which shows its
+ * volumes and bind mounts exactly as the container sees them; for a created or exited one, its
+ * overlay is mounted for the copy and its volumes and binds are bind-mounted onto their targets
+ * (targets resolved in the root), then everything is unmounted again. tmpfs mounts of a stopped
+ * container have no content: a copy writes to the directory beneath, as docker does.
+ */
+import {
+  constants as fsc, createReadStream, createWriteStream, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync,
+  promises as fsp, readFileSync, symlinkSync, unlinkSync, type Stats,
+} from 'node:fs';
+import { join, posix } from 'node:path';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { TarEntry } from '../../src/oci/tar/entry.js';
+import { errnoName, mknod, S_IFBLK, S_IFCHR, S_IFIFO, splitDev } from '../../src/util/libc.js';
+import { containerInfo, lockRecord, recordPaths, type ContainerRecord } from '../container/records.js';
+import { isSameProcess, readState } from '../container/state.js';
+import { VolumeError } from './errors.js';
+import { closeFd, fdPath, fstatFd, InRootError, O, openInRoot, openRootDir, splitPath } from './in-root.js';
+
+/** Options of a copy. */
+export interface CopyOptions {
+  /** -a: keep uid/gid of the source (default: root in the container, the caller on the host). */
+  archive?: boolean;
+  /** -L: follow a symlink that is the source path itself. */
+  followLink?: boolean;
+}
+
+/** One entry of a copied tree, as a tar member (path relative to the copy's top, '' = the top). */
+interface Item { entry: TarEntry; body?: () => Readable }
+
+function kindOf(st: Stats): TarEntry['type'] | undefined {
+  if (st.isDirectory()) return 'dir';
+  if (st.isFile()) return 'file';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isCharacterDevice()) return 'char';
+  if (st.isBlockDevice()) return 'block';
+  if (st.isFIFO()) return 'fifo';
+  return undefined; // sockets: skipped, as tar does
+}
+
+function ioError(e: unknown, what: string): never {
+  if (e instanceof VolumeError && !(e instanceof InRootError)) throw e;
+  const code = e instanceof InRootError ? e.errno : (e as NodeJS.ErrnoException).code;
+  if (code === 'EROFS') throw new VolumeError('READ_ONLY', `${what}: the file system is read-only`, { cause: e });
+  throw new VolumeError('IO', `${what}${code ? `: ${code}` : ''}`, { cause: e });
+}
+
+/** The root of a container's filesystem as a dirfd, and how to release it. */
+interface ContainerRoot { fd: number; record: ContainerRecord; release(): Promise<void> }
+
+/** Opens the root of container `id` (see the module comment). The caller calls release(). */
+async function openContainerRoot(root: string, id: string): Promise<ContainerRoot> {
+  const info = await containerInfo(root, id);
+  if (!info) throw new VolumeError('PATH_NOT_FOUND', `no such container: ${id}`);
+  const rec = info.record;
+  if (info.status.status === 'running' || info.status.status === 'paused') {
+    const st = await readState(join(root, 'run'), id).catch(() => undefined);
+    if (st?.pid && isSameProcess(st.pid, st.pidStartTime)) {
+      const fd = openRootDir(`/proc/${st.pid}/root`);
+      return { fd, record: rec, release: async () => closeFd(fd) };
+    }
+  }
+  return mountStopped(root, rec);
+}
+
+function isMountPoint(path: string): boolean {
+  const info = readFileSync('/proc/self/mountinfo', 'utf8');
+  const esc = path.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+  return info.split('\n').some((l) => l.split(' ')[4] === esc);
+}
+
+/** Mounts a stopped container's overlay and its volume/bind mounts for the duration of a copy. */
+async function mountStopped(root: string, rec: ContainerRecord): Promise<ContainerRoot> {
+  const p = recordPaths(root, rec.id);
+  const unlock = await lockRecord(root, rec.id);
+  const { mount, umount2, MNT_DETACH, MS_RDONLY } = await import('../rootfs/mount.js');
+  const undo: (() => void)[] = [];
+  let rootFd: number | undefined;
+  try {
+    if (!isMountPoint(p.rootfs)) {
+      if (!rec.imageId) throw new VolumeError('IO', `container ${rec.name} has no image id to mount its filesystem from`);
+      const { ImageStore } = await import('../../src/oci/store/image-store.js');
+      const { SnapshotStore } = await import('../rootfs/snapshots.js');
+      const { prepareRootfs, unmount } = await import('../rootfs/prepare.js');
+      const store = await ImageStore.open(root);
+      const { image } = await store.imageFor(rec.imageId).catch((e: unknown) => {
+        throw new VolumeError('IO', `mounting the filesystem of container ${rec.name}: its image ${rec.image} is not in the store`, { cause: e });
+      });
+      await prepareRootfs(new SnapshotStore(root), image, p.dir);
+      undo.push(() => unmount(p.rootfs));
+    }
+    rootFd = openRootDir(p.rootfs);
+    const MS_BIND = 4096;
+    const MS_REC = 16384;
+    const MS_REMOUNT = 32;
+    for (const m of rec.mounts ?? []) {
+      if (m.type === 'tmpfs' || !m.source) continue;
+      const st = await fsp.stat(m.source).catch(() => undefined);
+      if (!st) continue;
+      let fd: number;
+      try {
+        fd = openInRoot(rootFd, m.destination, O.PATH);
+      } catch {
+        continue; // the target is gone from the rootfs: nothing is mounted there
+      }
+      try {
+        const target = fdPath(fd);
+        mount(m.source, target, '', MS_BIND | MS_REC, null);
+        // the mount is on top now: undo through its own path fd
+        const mfd = openInRoot(rootFd, m.destination, O.PATH);
+        undo.push(() => {
+          umount2(fdPath(mfd), MNT_DETACH);
+          closeFd(mfd);
+        });
+        if (m.readonly) mount('', fdPath(mfd), '', MS_BIND | MS_REMOUNT | MS_RDONLY, null);
+      } finally {
+        closeFd(fd);
+      }
+    }
+  } catch (e) {
+    closeFd(rootFd);
+    for (const u of undo.reverse()) {
+      try { u(); } catch { /* best effort */ }
+    }
+    await unlock().catch(() => undefined);
+    throw e;
+  }
+  const fd = rootFd;
+  return {
+    fd, record: rec,
+    release: async () => {
+      closeFd(fd);
+      let first: unknown;
+      for (const u of undo.reverse()) {
+        try { u(); } catch (e) { first ??= e; }
+      }
+      await unlock().catch(() => undefined);
+      if (first) throw first;
+    },
+  };
+}
+
+/**
+ * Walks the tree at `path` inside the root `rootFd` (container path; with `follow` a symlink
+ * at `path` itself is followed, inside the root). Yields the top first (path ''), parents
+ * before children; file bodies are opened lazily through the parent's fd with O_NOFOLLOW.
+ */
+async function* walk(rootFd: number, path: string, follow: boolean, what: string): AsyncGenerator<Item> {
+  let top: number;
+  try {
+    top = openInRoot(rootFd, path, O.PATH | (follow ? 0 : O.NOFOLLOW));
+  } catch (e) {
+    if (e instanceof InRootError && (e.errno === 'ENOENT' || e.errno === 'ENOTDIR')) throw new VolumeError('PATH_NOT_FOUND', `could not find the file ${path} in ${what}`);
+    ioError(e, `opening ${path} in ${what}`);
+  }
+  const links = new Map<string, string>();
+  try {
+    yield* walkFd(top, '', links, what, path);
+  } finally {
+    closeFd(top);
+  }
+}
+
+async function* walkFd(fd: number, rel: string, links: Map<string, string>, what: string, shown: string): AsyncGenerator<Item> {
+  const st = fstatFd(fd);
+  const type = kindOf(st);
+  if (!type) return;
+  const base = { path: rel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
+  if (type === 'symlink') {
+    yield { entry: { ...base, type, linkname: await readlinkFd(fd, shown) } };
+    return;
+  }
+  if (type !== 'dir' && st.nlink > 1) {
+    const key = `${st.dev}:${st.ino}`;
+    const first = links.get(key);
+    if (first !== undefined) {
+      yield { entry: { ...base, type: 'hardlink', linkname: first } };
+      return;
+    }
+    links.set(key, rel);
+  }
+  if (type === 'file') {
+    yield {
+      entry: { ...base, type, size: st.size },
+      // opened while `fd` is still held (the consumer reads a body before the next item):
+      // /proc/self/fd/N re-opens exactly the inode walked, whatever the path shows meanwhile
+      body: () => createReadStream('', { fd: openSync(fdPath(fd), fsc.O_RDONLY | fsc.O_NONBLOCK), autoClose: true, start: 0, end: Math.max(0, st.size - 1) }),
+    };
+    return;
+  }
+  if (type === 'char' || type === 'block') {
+    const { major, minor } = splitDev(st.rdev);
+    yield { entry: { ...base, type, devmajor: major, devminor: minor } };
+    return;
+  }
+  if (type === 'fifo') {
+    yield { entry: { ...base, type } };
+    return;
+  }
+  yield { entry: { ...base, type: 'dir' } };
+  const names = (await fsp.readdir(fdPath(fd))).sort();
+  for (const name of names) {
+    let cfd: number;
+    try {
+      cfd = openInRoot(fd, name, O.PATH | O.NOFOLLOW);
+    } catch (e) {
+      if (e instanceof InRootError && e.errno === 'ENOENT') continue; // removed meanwhile
+      ioError(e, `opening ${posix.join(shown, name)} in ${what}`);
+    }
+    try {
+      yield* walkFd(cfd, rel ? `${rel}/${name}` : name, links, what, posix.join(shown, name));
+    } finally {
+      closeFd(cfd);
+    }
+  }
+}
+
+/** The target of the symlink an O_PATH|O_NOFOLLOW fd refers to: readlinkat(fd, ""). */
+async function readlinkFd(fd: number, shown: string): Promise<string> {
+  // readlink of /proc/self/fd/N would give the magic link's text, not the symlink's
+  const { createRequire } = await import('node:module');
+  const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+  readlinkat ??= koffi.load('libc.so.6').func('long readlinkat(int, const char *, _Out_ uint8_t *buf, size_t)') as (...a: unknown[]) => number;
+  const buf = Buffer.alloc(4096);
+  const n = Number(readlinkat(fd, '', buf, buf.length));
+  if (n < 0) throw new VolumeError('IO', `reading the symlink ${shown}: ${errnoName(koffi.errno())}`);
+  return buf.subarray(0, n).toString();
+}
+let readlinkat: ((...a: unknown[]) => number) | undefined;
+
+/** Stat of `path` in the root without following its last component (undefined when missing). */
+function statIn(rootFd: number, path: string, follow = false): Stats | undefined {
+  let fd: number;
+  try {
+    fd = openInRoot(rootFd, path, O.PATH | (follow ? 0 : O.NOFOLLOW));
+  } catch (e) {
+    if (e instanceof InRootError && (e.errno === 'ENOENT' || e.errno === 'ENOTDIR')) return undefined;
+    throw e;
+  }
+  try {
+    return fstatFd(fd);
+  } finally {
+    closeFd(fd);
+  }
+}
+
+/** Creates `dir` and missing parents inside the root (mode 0755, the caller's owner). */
+function mkdirAllIn(rootFd: number, dir: string): void {
+  let cur = '/';
+  for (const part of posix.normalize('/' + dir).split('/').filter(Boolean)) {
+    const next = posix.join(cur, part);
+    const st = statIn(rootFd, next, true);
+    if (!st) {
+      const pfd = openInRoot(rootFd, cur, O.PATH | O.DIRECTORY);
+      try {
+        // mkdir never follows its last component
+        mkdirSync(fdPath(pfd, part), { mode: 0o755 });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      } finally {
+        closeFd(pfd);
+      }
+    } else if (!st.isDirectory()) throw new VolumeError('INVALID_COPY', `cannot create directory ${next}: it exists and is not a directory`);
+    cur = next;
+  }
+}
+
+/** Writes items into the root `rootFd` (container or host '/'): item '' lands at `top`. */
+async function writeItems(rootFd: number, items: AsyncIterable<Item>, target: (rel: string) => string | undefined, opts: { owner?: 'keep' | { uid: number; gid: number }; what: string }): Promise<void> {
+  const dirTimes: { path: string; mtime: number; mode: number }[] = [];
+  for await (const { entry, body } of items) {
+    const dest = target(entry.path);
+    if (dest === undefined) {
+      body?.().destroy();
+      continue;
+    }
+    const { parent, name } = splitPath(dest);
+    if (!name) {
+      // the root itself: only a directory merges into it
+      if (entry.type !== 'dir') throw new VolumeError('INVALID_COPY', `cannot overwrite the root directory of ${opts.what} with a non-directory`);
+      continue;
+    }
+    let pfd: number;
+    try {
+      pfd = openInRoot(rootFd, parent, O.PATH | O.DIRECTORY);
+    } catch (e) {
+      if (e instanceof InRootError && e.errno === 'ENOENT') {
+        mkdirAllIn(rootFd, parent);
+        pfd = openInRoot(rootFd, parent, O.PATH | O.DIRECTORY);
+      } else ioError(e, `opening ${parent} in ${opts.what}`);
+    }
+    try {
+      await writeOne(pfd, name, entry, body, dest, target, rootFd, opts, dirTimes);
+    } catch (e) {
+      ioError(e, `writing ${dest} in ${opts.what}`);
+    } finally {
+      closeFd(pfd);
+    }
+  }
+  // directory times last: writing children changed them
+  for (const d of dirTimes.reverse()) {
+    let fd: number | undefined;
+    try {
+      fd = openInRoot(rootFd, d.path, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
+      futimesSync(fd, d.mtime, d.mtime);
+    } catch {
+      /* best effort, like tar */
+    } finally {
+      closeFd(fd);
+    }
+  }
+}
+
+async function writeOne(
+  pfd: number, name: string, entry: TarEntry, body: (() => Readable) | undefined, dest: string, target: (rel: string) => string | undefined,
+  rootFd: number, opts: { owner?: 'keep' | { uid: number; gid: number }; what: string }, dirTimes: { path: string; mtime: number; mode: number }[],
+): Promise<void> {
+  const at = fdPath(pfd, name);
+  const owner = opts.owner === 'keep' ? { uid: entry.uid, gid: entry.gid } : opts.owner;
+  const existing = (() => {
+    try {
+      return statIn(pfd, name);
+    } catch {
+      return undefined;
+    }
+  })();
+  if (entry.type === 'dir') {
+    if (existing && !existing.isDirectory()) unlinkSync(at);
+    if (!existing || !existing.isDirectory()) mkdirSync(at, { mode: 0o700 });
+    if (!existing || !existing.isDirectory()) {
+      const dfd = openInRoot(pfd, name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
+      try {
+        if (owner) fchownSync(dfd, owner.uid, owner.gid);
+        fchmodSync(dfd, entry.mode);
+      } finally {
+        closeFd(dfd);
+      }
+      dirTimes.push({ path: dest, mtime: entry.mtime, mode: entry.mode });
+    }
+    return;
+  }
+  if (existing?.isDirectory()) {
+    body?.().destroy();
+    throw new VolumeError('INVALID_COPY', `cannot overwrite directory ${dest} with non-directory`);
+  }
+  if (existing) unlinkSync(at);
+  switch (entry.type) {
+    case 'file': {
+      const fd = openInRoot(pfd, name, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW, 0o600);
+      const out = createWriteStream('', { fd, autoClose: false });
+      try {
+        await pipeline(body ? body() : Readable.from([]), out);
+        if (owner) fchownSync(fd, owner.uid, owner.gid);
+        fchmodSync(fd, entry.mode);
+        futimesSync(fd, entry.mtime, entry.mtime);
+      } finally {
+        closeFd(fd);
+      }
+      return;
+    }
+    case 'symlink':
+      symlinkSync(entry.linkname ?? '', at);
+      if (owner) lchownSync(at, owner.uid, owner.gid);
+      lutimesSync(at, entry.mtime, entry.mtime);
+      return;
+    case 'hardlink': {
+      const to = target(entry.linkname ?? '');
+      if (to === undefined) throw new VolumeError('INVALID_COPY', `hard link ${dest} points outside the copy`);
+      const { parent, name: n } = splitPath(to);
+      const ofd = openInRoot(rootFd, parent, O.PATH | O.DIRECTORY);
+      try {
+        linkSync(fdPath(ofd, n), at);
+      } finally {
+        closeFd(ofd);
+      }
+      return;
+    }
+    case 'char': case 'block': case 'fifo': {
+      const type = entry.type === 'char' ? S_IFCHR : entry.type === 'block' ? S_IFBLK : S_IFIFO;
+      mknod(at, type, entry.mode, entry.devmajor ?? 0, entry.devminor ?? 0);
+      if (owner) lchownSync(at, owner.uid, owner.gid);
+      return;
+    }
+  }
+}
+
+/** docker cp's destination rules: where the top of a copied tree lands. */
+function placeTop(rootFd: number, srcIsDir: boolean, srcPath: string, destPath: string, where: string): string {
+  const destSt = statIn(rootFd, destPath, true);
+  const srcBase = posix.basename(posix.normalize('/' + srcPath)) || '.';
+  const contentsOnly = /\/\.$/.test(srcPath) || srcBase === '.';
+  if (srcIsDir) {
+    if (!destSt) {
+      const parent = statIn(rootFd, posix.dirname(posix.normalize('/' + destPath)), true);
+      if (!parent?.isDirectory()) throw new VolumeError('INVALID_COPY', `destination directory ${posix.dirname(destPath)} does not exist in ${where}`);
+      return posix.normalize('/' + destPath);
+    }
+    if (!destSt.isDirectory()) throw new VolumeError('INVALID_COPY', `cannot copy a directory to a file: ${destPath} in ${where} is not a directory`);
+    return contentsOnly ? posix.normalize('/' + destPath) : posix.join('/', destPath, srcBase);
+  }
+  if (destSt?.isDirectory()) return posix.join('/', destPath, srcBase);
+  if (!destSt && destPath.endsWith('/')) throw new VolumeError('INVALID_COPY', `destination directory ${destPath} does not exist in ${where}`);
+  const parent = statIn(rootFd, posix.dirname(posix.normalize('/' + destPath)), true);
+  if (!parent?.isDirectory()) throw new VolumeError('INVALID_COPY', `destination directory ${posix.dirname(destPath)} does not exist in ${where}`);
+  return posix.normalize('/' + destPath);
+}
+
+/** Host paths are relative to the caller's working directory; the host "root" is / itself. */
+function hostAbs(p: string): string {
+  const abs = p.startsWith('/') ? p : join(process.cwd(), p);
+  return abs + (p.endsWith('/') && !abs.endsWith('/') ? '/' : '') + (/\/\.$/.test(p) && !abs.endsWith('/.') ? '/.' : '');
+}
+
+/** A source path whose last component must be followed: -L, or a trailing `/` or `/.` (docker). */
+function followsLast(p: string, opts: CopyOptions): boolean {
+  return !!opts.followLink || p.endsWith('/') || /\/\.$/.test(p);
+}
+
+/**
+ * Copies `srcPath` out of container `id` to `dest`: a host path (docker cp's rules for files,
+ * directories, trailing `/` and `/.`), or a Writable that receives a tar stream of it (`-`).
+ */
+export async function copyFromContainer(root: string, id: string, srcPath: string, dest: string | Writable, opts: CopyOptions = {}): Promise<void> {
+  const ctr = await openContainerRoot(root, id);
+  const what = `container ${ctr.record.name}`;
+  let primary: unknown;
+  try {
+    const srcSt = statIn(ctr.fd, srcPath, followsLast(srcPath, opts));
+    if (!srcSt) throw new VolumeError('PATH_NOT_FOUND', `could not find the file ${srcPath} in ${what}`);
+    const items = walk(ctr.fd, srcPath, followsLast(srcPath, opts), what);
+    if (typeof dest !== 'string') {
+      const { TarWriter } = await import('../../src/oci/tar/writer.js');
+      const w = new TarWriter();
+      const top = posix.basename(posix.normalize('/' + srcPath)) || '.';
+      const done = pipeline(w.stream, dest);
+      try {
+        for await (const { entry, body } of items) {
+          const path = entry.path ? posix.join(top, entry.path) : top;
+          await w.add({ ...entry, path, ...(entry.type === 'hardlink' ? { linkname: posix.join(top, entry.linkname ?? '') } : {}) }, body?.());
+        }
+        await w.finish();
+      } catch (e) {
+        w.stream.destroy(e as Error);
+        throw e;
+      }
+      await done;
+      return;
+    }
+    const hostRoot = openRootDir('/');
+    try {
+      const abs = hostAbs(dest);
+      const top = placeTop(hostRoot, srcSt.isDirectory(), srcPath, abs, 'the host');
+      await writeItems(hostRoot, items, (rel) => posix.join(top, rel), { ...(opts.archive ? { owner: 'keep' as const } : {}), what: 'the host' });
+    } finally {
+      closeFd(hostRoot);
+    }
+  } catch (e) {
+    primary = e;
+  }
+  try {
+    await ctr.release();
+  } catch (e) {
+    if (!primary) primary = e;
+  }
+  if (primary) throw primary;
+}
+
+/**
+ * Copies `src` into container `id` at `destPath`: a host path (docker cp's rules), or a
+ * Readable tar stream (`-`) extracted into the existing directory `destPath`. Files are owned
+ * by root in the container unless `archive` keeps the source's uid/gid.
+ */
+export async function copyToContainer(root: string, id: string, src: string | Readable, destPath: string, opts: CopyOptions = {}): Promise<void> {
+  const ctr = await openContainerRoot(root, id);
+  const what = `container ${ctr.record.name}`;
+  const owner = opts.archive ? ('keep' as const) : { uid: 0, gid: 0 };
+  let primary: unknown;
+  try {
+    if (typeof src !== 'string') {
+      const destSt = statIn(ctr.fd, destPath, true);
+      if (!destSt?.isDirectory()) throw new VolumeError('INVALID_COPY', `destination ${destPath} in ${what} must be an existing directory when copying a tar stream`);
+      const base = posix.normalize('/' + destPath);
+      const { readTar } = await import('../../src/oci/tar/reader.js');
+      const items = (async function* () {
+        for await (const { entry, body } of readTar(src)) yield { entry, body: () => body };
+      })();
+      await writeItems(ctr.fd, items, (rel) => {
+        const p = posix.join(base, rel);
+        // a member climbing out of the destination is dropped (docker's untar refuses breakouts)
+        return p === base || p.startsWith(base === '/' ? '/' : `${base}/`) ? p : undefined;
+      }, { owner, what });
+      return;
+    }
+    const hostRoot = openRootDir('/');
+    try {
+      const abs = hostAbs(src);
+      const srcSt = statIn(hostRoot, abs, followsLast(src, opts));
+      if (!srcSt) throw new VolumeError('PATH_NOT_FOUND', `lstat ${src}: no such file or directory`);
+      const top = placeTop(ctr.fd, srcSt.isDirectory(), abs, destPath, what);
+      await writeItems(ctr.fd, walk(hostRoot, abs, followsLast(src, opts), 'the host'), (rel) => posix.join(top, rel), { owner, what });
+    } finally {
+      closeFd(hostRoot);
+    }
+  } catch (e) {
+    primary = e;
+  }
+  try {
+    await ctr.release();
+  } catch (e) {
+    if (!primary) primary = e;
+  }
+  if (primary) throw primary;
+}
