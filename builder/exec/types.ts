@@ -78,4 +78,9 @@ export interface ExecResult {
 export interface Executor {
   /** MUST leave no process, mount or cgroup behind when it settles (also on abort). */
   run(snapshot: ActiveSnapshot, req: ExecRequest, io: ProcessIO, signal?: AbortSignal): Promise<ExecResult>;
+  /**
+   * Why RUN steps of `platform` cannot execute here (e.g. a foreign architecture without an
+   * emulator), or undefined when they can. Absent: every platform is assumed runnable.
+   */
+  cannotRun?(platform: Platform): string | undefined;
 }

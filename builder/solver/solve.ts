@@ -14,6 +14,7 @@ import { emptyImage } from '../../src/oci/empty.js';
 import { appendLayers, withConfig, withFlavour } from '../../src/oci/mutate.js';
 import { layerFromCore } from '../../src/oci/partial.js';
 import type { Compression } from '../../src/oci/tar/index.js';
+import { formatPlatform, hostPlatform, platformMatches } from '../../src/oci/platform.js';
 import { TsbuildError } from '../../src/util/errors.js';
 import type { BuildContext } from '../context/context.js';
 import type { CopyStep, ResolvedBuild, ResolvedStage, RunStep, Step } from '../convert/resolve.js';
@@ -189,6 +190,12 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
     } else if (rs.base.kind === 'image') {
       base = await imageInput(rs.base.ref);
       key = cacheKey(undefined, { kind: 'image', digest: await base.digest() });
+      const bc = await base.config();
+      const got = { os: bc.os, architecture: bc.architecture, ...(bc.variant ? { variant: bc.variant } : {}) };
+      if (!platformMatches(rs.platform, got)) {
+        // BuildKit's InvalidBaseImagePlatform check: the base is used anyway
+        o.progress?.({ kind: 'warning', message: `InvalidBaseImagePlatform: Base image ${rs.base.ref} was pulled with platform "${formatPlatform(got)}", expected "${formatPlatform(rs.platform)}" for current build` });
+      }
     } else {
       const parent = await stageResult(rs.base.index);
       base = parent.image;
@@ -295,7 +302,7 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
         try {
           layer = await limiter.run(() => execute(step, current, input, network, name, id, compression, fetchRemote));
         } catch (e) {
-          o.progress?.({ kind: 'step', id, name, state: 'error' });
+          o.progress?.({ kind: 'step', id, name, state: 'error', error: (e as Error).message });
           throw e;
         }
         rec = { ...(layer ? { layer } : {}), created: epochDate ?? rfc3339(now()) };
@@ -325,6 +332,13 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
       config: rs.config,
       history,
     };
+    if (!platformMatches(rs.platform, { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) })) {
+      // a base of another platform (warned about above): the image is labelled with the build's
+      config.os = rs.platform.os;
+      config.architecture = rs.platform.architecture;
+      if (rs.platform.variant) config.variant = rs.platform.variant;
+      else delete config.variant;
+    }
     if (rs.author !== undefined) config.author = rs.author;
     else delete config.author;
     const image = withFlavour(withConfig(withLayers, config), 'oci');
@@ -570,7 +584,16 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
   }
 
   // what cannot work fails before anything runs
+  const host = hostPlatform();
   for (const rs of o.build.stages.values()) {
+    const firstRun = rs.steps.find((st) => st.kind === 'RUN');
+    if (firstRun && !platformMatches(rs.platform, host)) {
+      const why = o.executor.cannotRun?.(rs.platform);
+      if (why) {
+        const what = firstRun.original.replace(/\s+/g, ' ').trim();
+        throw new BuildError('UNAVAILABLE', `${what}: cannot run ${formatPlatform(rs.platform)} steps on ${formatPlatform(host)}: ${why}`, { location: firstRun.location, step: what });
+      }
+    }
     for (const step of rs.steps) {
       const what = step.original.replace(/\s+/g, ' ').trim();
       if (step.kind === 'RUN' && step.security === 'insecure') {

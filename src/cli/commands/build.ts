@@ -7,7 +7,7 @@ import { FileBuildCache, StepTrail } from '../../../builder/solver/cache.js';
 import { DirCacheMounts } from '../../../builder/solver/cache-mounts.js';
 import { formatReference, parseReference } from '../../oci/reference.js';
 import { ImageStore } from '../../oci/store/image-store.js';
-import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../../oci/platform.js';
+import { hostPlatform, parsePlatform, type Platform } from '../../oci/platform.js';
 import { UsageError } from '../../util/errors.js';
 import { readAll } from '../../util/streams.js';
 import type { CliContext } from '../context.js';
@@ -120,7 +120,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('--debug-cache', 'print why each step missed the cache')
     .option('--cache-from <spec>', 'import build cache: type=registry,ref=REF (or just REF); a missing cache is a warning (repeatable)', collect)
     .option('--cache-to <spec>', 'export build cache: type=registry,ref=REF[,mode=min|max][,ignore-error=true] (repeatable)', collect)
-    .option('--progress <mode>', 'progress output: auto, plain, tty or quiet', 'auto')
+    .option('--progress <mode>', 'progress output: auto, plain, tty, quiet or rawjson (BuildKit SolveStatus JSON lines)', 'auto')
     .option('-q, --quiet', 'print only the image id')
     .option('--iidfile <file>', 'write the image id to this file')
     .option('--network <mode>', 'network of RUN steps: default (host), host or none', 'default')
@@ -129,7 +129,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('--label <k=v>', 'set a label on the image (repeatable)', collect)
     .option('--metadata-file <file>', 'write the build result (digests, names) as JSON to this file')
     .option('--pull', 'always re-resolve base image tags against their registry (pulls a changed image; default: pull only what the store lacks)')
-    .option('--platform <os/arch>', 'target platform (only the host platform is supported)')
+    .option('--platform <os/arch[/variant]>', 'target platform (default the host\'s); RUN steps of another architecture need a binfmt_misc emulator')
     .option('--ssh <spec>', 'ssh agent for RUN --mount=type=ssh: default or ID, =SOCKET or =KEY[,KEY] (default: $SSH_AUTH_SOCK) (repeatable)', collect)
     .option('--secret <spec>', 'secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR (repeatable)', collect)
     .action(async (contextArg: string, f: Flags) => {
@@ -138,8 +138,9 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       if (f.quiet || f.progress === 'quiet') mode = 'quiet';
       else if (f.progress === 'plain') mode = 'plain';
       else if (f.progress === 'tty') mode = 'tty';
+      else if (f.progress === 'rawjson') mode = 'rawjson';
       else if (f.progress === 'auto') mode = c.stderr.isTTY ? 'tty' : 'plain';
-      else throw new UsageError('INVALID_ARGUMENT', `invalid --progress ${JSON.stringify(f.progress)}: use auto, plain, tty or quiet`);
+      else throw new UsageError('INVALID_ARGUMENT', `invalid --progress ${JSON.stringify(f.progress)}: use auto, plain, tty, quiet or rawjson`);
       const network = f.network === 'none' ? 'none' : f.network === 'host' || f.network === 'default' ? 'host' : undefined;
       if (!network) throw new UsageError('INVALID_ARGUMENT', `invalid --network ${JSON.stringify(f.network)}: use default, host or none`);
       const buildArgs = parseBuildArgs(f.buildArg ?? []);
@@ -153,9 +154,14 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         if (i <= 0) throw new UsageError('INVALID_ARGUMENT', `invalid --label ${JSON.stringify(l)}: expected KEY=VALUE`);
         labels[l.slice(0, i)] = l.slice(i + 1);
       }
+      let platform: Platform = hostPlatform();
       if (f.platform) {
-        const want = parsePlatform(f.platform);
-        if (!platformMatches(want, hostPlatform())) throw new UsageError('NOT_SUPPORTED', `--platform ${f.platform}: only the host platform ${formatPlatform(hostPlatform())} can be built`);
+        try {
+          platform = parsePlatform(f.platform.trim());
+        } catch (e) {
+          throw new UsageError('INVALID_ARGUMENT', `invalid --platform ${JSON.stringify(f.platform)}: want os/arch[/variant]`, { cause: e });
+        }
+        if (f.platform.includes(',')) throw new UsageError('NOT_SUPPORTED', `--platform ${f.platform}: multi-platform builds are not supported; build one platform at a time`);
       }
       // tags are checked before anything runs
       const names = (f.tag ?? []).map((t) => {
@@ -206,6 +212,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
             context,
             buildArgs,
             ...(f.target ? { target: f.target } : {}),
+            platform,
             resolver: publisher ? publisher.record(resolver) : resolver,
             snapshotter: new RuntimeSnapshotter(c.root, c.logger),
             executor: new RuntimeExecutor(c.root, c.logger),
@@ -249,7 +256,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
           }
           if (publisher) {
             progress.close();
-            const facts = { dockerfile: dfText, dockerfilePath: dockerfileName(contextArg, f.file), buildArgs, labels, secretIds: [...secrets.keys()], platform: hostPlatform(), startedOn, ...(f.target ? { target: f.target } : {}) };
+            const facts = { dockerfile: dfText, dockerfilePath: dockerfileName(contextArg, f.file), buildArgs, labels, secretIds: [...secrets.keys()], platform, startedOn, ...(f.target ? { target: f.target } : {}) };
             const internal = { network, noCache: !f.cache, ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}), ...(compression ? { compression } : {}) };
             c.stdout.write(`${await publisher.publish(store, desc, res.image, { ...facts, internal }, !!f.quiet)}\n`);
           } else if (f.quiet) c.stdout.write(`${id}\n`);

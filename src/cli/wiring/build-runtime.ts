@@ -6,7 +6,7 @@
  * container, so the runtime's stale-container reaper cleans up after a killed build.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, constants as osConstants, release, tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -16,7 +16,7 @@ import type { SnapshotStore } from '../../../runtime/rootfs/snapshots.js';
 import type { BindMount, TmpfsMount } from '../../../runtime/spec/from-image.js';
 import type { ImageConfig } from '../../oci/config.js';
 import type { Image } from '../../oci/image.js';
-import { formatPlatform, type Platform } from '../../oci/platform.js';
+import { formatPlatform, hostPlatform, type Platform } from '../../oci/platform.js';
 import type { ImageStore } from '../../oci/store/image-store.js';
 import type { Digest } from '../../oci/digest.js';
 import { formatReference, parseReference, type Reference } from '../../oci/reference.js';
@@ -73,6 +73,45 @@ export interface BuildRuntimeOptions {
   readonly cgroupParent?: string;
   /** Name prefix of per-RUN secret directories in /dev/shm; default `tsbuild-secrets-`. */
   readonly secretsPrefix?: string;
+  /** Where binfmt_misc handlers are listed (tests); default /proc/sys/fs/binfmt_misc. */
+  readonly binfmtDir?: string;
+}
+
+/** qemu's name of an OCI architecture (binfmt handlers are usually named qemu-<name>). */
+const QEMU_ARCH: Readonly<Record<string, string>> = {
+  amd64: 'x86_64', '386': 'i386', arm64: 'aarch64', arm: 'arm', ppc64le: 'ppc64le', ppc64: 'ppc64', s390x: 's390x',
+  riscv64: 'riscv64', mips64le: 'mips64el', mips64: 'mips64', mipsle: 'mipsel', mips: 'mips', loong64: 'loongarch64',
+};
+
+/**
+ * Why binaries of `platform` cannot run on this host, or undefined: the host's own platform
+ * runs; 386 on amd64 runs natively; anything else needs an enabled binfmt_misc handler whose
+ * name mentions the qemu architecture name (qemu-aarch64, qemu-aarch64-static, …).
+ */
+export function binfmtMissing(platform: Platform, dir: string): string | undefined {
+  const host = hostPlatform();
+  if (platform.os !== 'linux') return `${formatPlatform(platform)} is not a Linux platform`;
+  if (platform.architecture === host.architecture) return undefined;
+  if (host.architecture === 'amd64' && platform.architecture === '386') return undefined;
+  const qemu = QEMU_ARCH[platform.architecture] ?? platform.architecture;
+  let names: string[];
+  try {
+    if (!/^enabled/.test(readFileSync(join(dir, 'status'), 'utf8'))) return 'no emulator (binfmt_misc is disabled)';
+    names = readdirSync(dir);
+  } catch {
+    return 'no emulator (binfmt_misc is not mounted)';
+  }
+  for (const n of names) {
+    if (n === 'status' || n === 'register') continue;
+    const parts = n.toLowerCase().split(/[-_.]/);
+    if (!parts.includes(qemu)) continue;
+    try {
+      if (/^enabled/.test(readFileSync(join(dir, n), 'utf8'))) return undefined;
+    } catch {
+      // a handler removed meanwhile
+    }
+  }
+  return `no emulator (no binfmt_misc handler for ${qemu})`;
 }
 
 /** A snapshot made by {@link RuntimeSnapshotter}. */
@@ -136,6 +175,11 @@ function exitCodeOf(r: { exitCode: number; signal?: string }): number {
 /** Runs RUN processes as containers of tsbuild's runtime (native helper, cgroup, default seccomp and capabilities). */
 export class RuntimeExecutor implements Executor {
   constructor(private readonly root: string, private readonly log: Logger = nullLogger, private readonly opts: BuildRuntimeOptions = {}) {}
+
+  /** A foreign platform runs only through an enabled binfmt_misc handler (qemu-user-static and the like). */
+  cannotRun(platform: Platform): string | undefined {
+    return binfmtMissing(platform, this.opts.binfmtDir ?? '/proc/sys/fs/binfmt_misc');
+  }
 
   async run(snapshot: ActiveSnapshot, req: ExecRequest, io: ProcessIO, signal?: AbortSignal): Promise<ExecResult> {
     const { createCgroupManager, createContainer, specFromImage } = await runtime();

@@ -3,10 +3,11 @@
  * its output prefixed with the elapsed time, CACHED/DONE/ERROR); `tty` redraws a live view
  * (steps with timers, the tail of each running step's output); `quiet` prints nothing.
  */
+import { createHash } from 'node:crypto';
 import type { ProgressEvent, ProgressSink } from '../../../builder/solver/progress.js';
 
 /** A progress mode of `--progress`. */
-export type ProgressMode = 'plain' | 'tty' | 'quiet';
+export type ProgressMode = 'plain' | 'tty' | 'quiet' | 'rawjson';
 
 /** A renderer: the event sink, final lines, and `close` (MUST be called; stops the tty redraw). */
 export type ProgressRenderer = ProgressSink & { finish(line: string): void; close(): void };
@@ -14,6 +15,7 @@ export type ProgressRenderer = ProgressSink & { finish(line: string): void; clos
 /** Makes the sink that renders events to `out` in `mode`. */
 export function progressRenderer(mode: ProgressMode, out: NodeJS.WritableStream & { columns?: number }): ProgressRenderer {
   if (mode === 'tty') return ttyRenderer(out);
+  if (mode === 'rawjson') return rawJsonRenderer(out);
   let next = 1;
   const nums = new Map<string, number>();
   const started = new Map<string, number>();
@@ -147,6 +149,71 @@ function ttyRenderer(out: NodeJS.WritableStream & { columns?: number }): Progres
       closed = true;
       draw();
       for (const l of finals) out.write(` => ${l}\n`);
+    },
+  });
+}
+
+/**
+ * `--progress=rawjson`: one BuildKit `SolveStatus` JSON object per line, as `docker buildx build
+ * --progress=rawjson` prints it (client.SolveStatus's JSON field names): `vertexes` (digest,
+ * name, started, completed, cached, error), `statuses` (the export steps), `logs` (vertex, stream
+ * 1 = stdout / 2 = stderr, base64 `data`, timestamp) and `warnings` (level, base64 `short`).
+ * A vertex digest is a sha256 of the step's identity within the build.
+ */
+function rawJsonRenderer(out: NodeJS.WritableStream): ProgressRenderer {
+  const started = new Map<string, string>();
+  const digestOf = (id: string, name: string) => `sha256:${createHash('sha256').update(`${id}\n${name}`).digest('hex')}`;
+  const now = () => new Date().toISOString();
+  const emit = (status: Record<string, unknown>) => out.write(JSON.stringify(status) + '\n');
+  const exportVertex = { digest: '', name: 'exporting to image', started: '' };
+  let closed = false;
+  const sink = (e: ProgressEvent): void => {
+    if (closed) return;
+    const t = now();
+    if (e.kind === 'warning') {
+      emit({ warnings: [{ level: 1, short: Buffer.from(e.message).toString('base64') }] });
+      return;
+    }
+    const vertex = digestOf(e.id, e.name);
+    if (e.kind === 'output' || e.kind === 'cache-miss') {
+      const data = e.kind === 'output' ? e.chunk : Buffer.from(`cache miss: ${e.reason}\n`);
+      emit({ logs: [{ vertex, stream: e.kind === 'output' && e.stream === 'stdout' ? 1 : 2, data: data.toString('base64'), timestamp: t }] });
+      return;
+    }
+    switch (e.state) {
+      case 'start':
+        started.set(e.id, t);
+        emit({ vertexes: [{ digest: vertex, name: e.name, started: t }] });
+        break;
+      case 'cached':
+        emit({ vertexes: [{ digest: vertex, name: e.name, started: t, completed: t, cached: true }] });
+        break;
+      case 'done': {
+        const s = started.get(e.id) ?? new Date(Date.now() - (e.ms ?? 0)).toISOString();
+        emit({ vertexes: [{ digest: vertex, name: e.name, started: s, completed: t }] });
+        break;
+      }
+      case 'error':
+        emit({ vertexes: [{ digest: vertex, name: e.name, started: started.get(e.id) ?? t, completed: t, error: 'failed' }] });
+        break;
+    }
+  };
+  return Object.assign(sink, {
+    finish(line: string) {
+      if (closed) return;
+      const t = now();
+      if (!exportVertex.digest) {
+        exportVertex.digest = digestOf('export', exportVertex.name);
+        exportVertex.started = t;
+        emit({ vertexes: [{ digest: exportVertex.digest, name: exportVertex.name, started: t }] });
+      }
+      const name = line.replace(/ done$/, '');
+      emit({ statuses: [{ id: name, vertex: exportVertex.digest, name, current: 0, timestamp: t, started: t, completed: t }] });
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      if (exportVertex.digest) emit({ vertexes: [{ digest: exportVertex.digest, name: exportVertex.name, started: exportVertex.started, completed: now() }] });
     },
   });
 }
