@@ -5,7 +5,7 @@
  */
 import { resolveInRoot } from '../exec/root-path.js';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, lstatSync, readdirSync, readlinkSync, type BigIntStats, type Stats } from 'node:fs';
 import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
@@ -17,6 +17,7 @@ import { extractLayer } from '../../src/oci/tar/extract.js';
 import { DockerfileError } from '../dockerfile/errors.js';
 import { parseDockerignore, PatternMatcher, type MatchInfo } from './dockerignore.js';
 import { goClean, goMatch, hasMeta } from './go-path.js';
+import { ContentHashCache, statCacheKey } from './hash-cache.js';
 
 /** A file system object of the context. Paths are relative to the context root, `/`-separated, never `.`. */
 export interface ContextEntry {
@@ -50,6 +51,11 @@ export interface ContextOptions {
   readonly dockerfile?: string;
   /** Explicit ignore patterns; when given, no ignore file is read. */
   readonly ignorePatterns?: readonly string[];
+  /**
+   * Directory of the persistent content hash cache (hash-cache.ts): files whose lstat is
+   * unchanged since an earlier build are not read again. Directory contexts only.
+   */
+  readonly hashCacheDir?: string;
 }
 
 /** Options of {@link BuildContext.select}. */
@@ -58,9 +64,9 @@ export interface SelectOptions {
   readonly excludes?: readonly string[];
 }
 
-function toEntry(path: string, st: import('node:fs').Stats, linkname?: string): ContextEntry {
+function toEntry(path: string, st: Stats | BigIntStats, linkname?: string): ContextEntry {
   const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
-  const e: ContextEntry = { path, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: type === 'file' ? st.size : 0 };
+  const e: ContextEntry = { path, type, mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid), size: type === 'file' ? Number(st.size) : 0 };
   return linkname !== undefined ? { ...e, linkname } : e;
 }
 
@@ -69,6 +75,9 @@ function toEntry(path: string, st: import('node:fs').Stats, linkname?: string): 
  * sources reference are read; ignored paths are invisible to {@link select}.
  */
 export class BuildContext {
+  /** Content hash cache keys of the files examined so far, by path (hash-cache.ts). */
+  private readonly statKeys = new Map<string, string>();
+
   private constructor(
     /** Directory holding the context. */
     readonly root: string,
@@ -78,6 +87,7 @@ export class BuildContext {
     readonly ignoreFile: string,
     private readonly matcher: PatternMatcher | undefined,
     private readonly cleanupDir?: string,
+    private readonly hashCache?: ContentHashCache,
   ) {}
 
   /** Opens a directory context, reading `<Dockerfile>.dockerignore` or `.dockerignore`. */
@@ -132,7 +142,8 @@ export class BuildContext {
       }
     }
     const matcher = patterns.length ? new PatternMatcher(patterns) : undefined;
-    return new BuildContext(root, patterns, ignoreFile, matcher, cleanupDir);
+    const hashCache = opts.hashCacheDir && !cleanupDir ? await ContentHashCache.open(opts.hashCacheDir, root) : undefined;
+    return new BuildContext(root, patterns, ignoreFile, matcher, cleanupDir, hashCache);
   }
 
   /** Removes the temp directory of a tar context; a no-op for directory contexts. */
@@ -159,7 +170,8 @@ export class BuildContext {
     if (p === '') return toEntry('', await lstat(this.root));
     if (p !== asked && this.isIgnored(p)) return undefined;
     try {
-      const st = await lstat(join(this.root, p));
+      const st = await lstat(join(this.root, p), { bigint: true });
+      this.noteStat(p, st);
       return toEntry(p, st, st.isSymbolicLink() ? await readlink(join(this.root, p)) : undefined);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
@@ -259,10 +271,29 @@ export class BuildContext {
     }
   }
 
-  /** Adds the subtree of `dir` (exclusive) to `out`, honouring .dockerignore with parent results like fsutil's walker. */
+  private noteStat(path: string, st: BigIntStats): void {
+    if (!this.hashCache || !st.isFile()) return;
+    const key = statCacheKey(st);
+    if (key) this.statKeys.set(path, key);
+    else this.statKeys.delete(path);
+  }
+
+  private listSync(dir: string): string[] {
+    try {
+      return readdirSync(join(this.root, dir)).sort();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOTDIR' || (e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+  }
+
+  /**
+   * Adds the subtree of `dir` (exclusive) to `out`, honouring .dockerignore with parent results like fsutil's walker.
+   * Synchronous file system calls: thousands of tiny metadata calls cost more through the thread pool than they block.
+   */
   private async walk(dir: string, out: Map<string, ContextEntry>, ex: PatternMatcher | undefined): Promise<void> {
-    const rec = async (d: string, info: MatchInfo | undefined, exInfo: MatchInfo | undefined): Promise<void> => {
-      for (const name of await this.list(d)) {
+    const rec = (d: string, info: MatchInfo | undefined, exInfo: MatchInfo | undefined): void => {
+      for (const name of this.listSync(d)) {
         const rel = d ? `${d}/${name}` : name;
         let childInfo: MatchInfo | undefined;
         let ignored = false;
@@ -279,39 +310,54 @@ export class BuildContext {
           childEx = r.info;
         }
         const full = join(this.root, rel);
-        const st = await lstat(full);
-        if (!ignored && !excluded) out.set(rel, toEntry(rel, st, st.isSymbolicLink() ? await readlink(full) : undefined));
+        const st = lstatSync(full, { bigint: true });
+        if (!ignored && !excluded) {
+          out.set(rel, toEntry(rel, st, st.isSymbolicLink() ? readlinkSync(full) : undefined));
+          this.noteStat(rel, st);
+        }
         if (st.isDirectory()) {
           // An excluded directory is still entered when `!` exceptions could re-include something below it.
           if ((ignored && !this.matcher!.exclusions) || (excluded && !ex!.exclusions)) continue;
-          await rec(rel, childInfo, childEx);
+          rec(rel, childInfo, childEx);
         }
       }
     };
     // Seed the parent results with the directory's own path (its ancestors are checked by isIgnored).
     const seed = dir && this.matcher ? this.matcher.matchesUsingParentResults(dir).info : undefined;
     const seedEx = dir && ex ? ex.matchesUsingParentResults(dir).info : undefined;
-    await rec(dir, seed, seedEx);
+    rec(dir, seed, seedEx);
   }
 
   /**
    * Content hash of selected sources for cache keys: sha256 over, per entry
    * in path order, its path relative to the context root, type, mode, uid,
    * gid, link target and the sha256 of file content. Never mtime, so a
-   * touched but unchanged file keeps its hash. Reads only the selected files.
+   * touched but unchanged file keeps its hash. Reads only the selected files,
+   * and of those only the ones the content hash cache does not know.
    */
   async hash(selected: readonly SelectedSource[]): Promise<Digest> {
     const h = createHash('sha256');
+    const cache = this.hashCache;
+    const content = async (e: ContextEntry): Promise<string> => {
+      if (e.type !== 'file') return '';
+      const key = this.statKeys.get(e.path);
+      const known = key ? cache?.get(key) : undefined;
+      if (known) return known;
+      const hex = await sha256File(join(this.root, e.path), e.size);
+      if (key) cache?.set(key, hex);
+      return hex;
+    };
     for (const s of selected) {
       h.update(`source ${JSON.stringify(s.source)}\n`);
       // file contents are hashed concurrently (bounded); the digest is fed in entry order
-      const contents = await mapLimit(s.entries, HASH_CONCURRENCY, (e) => (e.type === 'file' ? sha256File(join(this.root, e.path), e.size) : Promise.resolve('')));
+      const contents = await mapLimit(s.entries, HASH_CONCURRENCY, content);
       for (const [i, e] of s.entries.entries()) {
         const content = contents[i]!;
         const rec = [e.path, e.type, e.mode.toString(8), String(e.uid), String(e.gid), e.linkname ?? '', content];
         h.update(JSON.stringify(rec) + '\n');
       }
     }
+    await cache?.save().catch(() => undefined);
     return `sha256:${h.digest('hex')}` as Digest;
   }
 }

@@ -188,7 +188,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       const dfPath = dfFromStdin ? undefined : f.file ? resolve(f.file) : fromStdin ? undefined : join(resolve(contextArg), 'Dockerfile');
       const context = fromStdin
         ? await BuildContext.fromTar(process.stdin, f.file ? { dockerfile: f.file } : {})
-        : await BuildContext.fromDirectory(resolve(contextArg), dfPath ? { dockerfile: dfPath } : {});
+        : await BuildContext.fromDirectory(resolve(contextArg), { ...(dfPath ? { dockerfile: dfPath } : {}), hashCacheDir: join(c.root, 'buildcache', 'context-hashes') });
       try {
         const dfText = dfStdinText !== undefined ? dfStdinText : dfPath ? await readFile(dfPath, 'utf8').catch((e: unknown) => {
           throw new UsageError('INVALID_ARGUMENT', `reading Dockerfile ${dfPath}`, { cause: e });
