@@ -254,10 +254,15 @@ export function networkGateway(att: Attachment): string | undefined {
  * lost: no cached result, the namespace path as it would be. Plugins treat DEL as idempotent
  * and release what they hold by container id (host-local lease, portmap chains).
  */
-export async function releaseLease(list: NetworkConfList, id: string, ifname = 'eth0'): Promise<void> {
+export async function releaseLease(list: NetworkConfList, id: string, ip: string, ifname = 'eth0'): Promise<void> {
   const errors: unknown[] = [];
+  const prefix = bridgeOf(list).subnet?.split('/')[1] ?? '32';
+  // what ADD would have returned, as far as DEL needs it: the firewall plugin drops its rules by address
+  const prev = { cniVersion: list.cniVersion, ips: [{ address: `${ip}/${prefix}` }] };
+  // portmap skips DEL without mappings; its chains are named by container id, so any mapping will do
+  const anyPort: PortMapping[] = [{ hostPort: 1, containerPort: 1, protocol: 'tcp' }];
   for (const p of [...list.plugins].reverse()) {
-    await execPlugin(p.type, 'DEL', id, `/run/netns/${netnsName(id)}`, ifname, pluginConf(list, p, [], undefined)).catch((e: unknown) => errors.push(e));
+    await execPlugin(p.type, 'DEL', id, `/run/netns/${netnsName(id)}`, ifname, pluginConf(list, p, anyPort, prev)).catch((e: unknown) => errors.push(e));
   }
   if (errors.length) throw errors[0];
 }

@@ -107,7 +107,7 @@ function realRoot(root: string): string {
 export async function pruneContainers(root: string, opts: PruneOptions = {}): Promise<PruneReport> {
   const log = opts.log ?? nullLogger;
   const graceMs = opts.graceMs ?? 60_000;
-  const report: PruneReport = { removed: [], repaired: [], network: { detached: [], leases: [], errors: [] }, mounts: [], cgroups: [], errors: [] };
+  const report: PruneReport = { removed: [], repaired: [], network: { detached: [], leases: [], rules: [], errors: [] }, mounts: [], cgroups: [], errors: [] };
   const parents = new Set([...DEFAULT_CGROUP_PARENTS, ...(opts.cgroupParents ?? [])]);
 
   const ids = await listIds(root);

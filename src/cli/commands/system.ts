@@ -79,7 +79,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       if (o.format === 'json') {
         c.stdout.write(`${JSON.stringify({
           deletedContainers: report.removed, repairedContainers: report.repaired,
-          network: { detached: report.network.detached, leases: report.network.leases },
+          network: { detached: report.network.detached, leases: report.network.leases, rules: report.network.rules },
           unmounted: report.mounts, removedCgroups: report.cgroups, deletedImages: images, deletedBlobs: gc.removed.length,
           deletedSnapshots: snaps.removed, deletedVolumes: volumes.removed, reclaimedBytes: total, errors: report.errors,
         })}\n`);
@@ -89,7 +89,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         };
         section('Deleted Containers', report.removed);
         section('Repaired Containers (owner and process dead; state, mounts, cgroups and network released)', report.repaired);
-        section('Released Network Leftovers', [...report.network.detached.map((id) => `attachment ${id}`), ...report.network.leases.map((l) => `lease ${l}`)]);
+        section('Released Network Leftovers', [...report.network.detached.map((id) => `attachment ${id}`), ...report.network.leases.map((l) => `lease ${l}`), ...report.network.rules.map((id) => `nat rules of ${id}`)]);
         section('Unmounted', report.mounts);
         section('Removed Cgroups', report.cgroups);
         section('Deleted Volumes', volumes.removed);
