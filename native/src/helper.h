@@ -36,6 +36,8 @@ struct ctx {
   int fifo_fd;             /* O_PATH fd of the exec fifo (opened on the host), or -1 */
   int ns_fds[8];           /* namespaces to join by path, opened on the host; -1 terminated */
   int ns_types[8];
+  char *hook_state;        /* state JSON for createContainer hooks (from the runtime), or NULL */
+  char *hook_start_state;  /* state JSON for startContainer hooks, or NULL */
 };
 
 /* Child side: runs the whole ordered setup and execs; returns only on failure. */
@@ -54,6 +56,10 @@ int apply_caps(const struct json *caps, struct herr *err);
 void dropped_caps(const struct json *caps, struct sbuf *out);
 /* seccomp.c */
 int apply_seccomp(const struct json *seccomp, bool nnp, struct herr *err);
+/* hooks.c */
+int run_hooks(const struct json *hooks, const char *name, const char *state, struct herr *err);
+int container_create_hooks(struct ctx *c, struct herr *err);
+int container_start_hooks(struct ctx *c, struct herr *err);
 /* signals */
 const char *signal_name(int sig);
 #endif

@@ -253,6 +253,7 @@ int container_init_setup(struct ctx *c, struct herr *err) {
   sb_free(&msg);
   if (c->wait_start && wait_for_start(c, fifo, err)) return -1;
   if (fifo >= 0) close(fifo);
+  if (container_start_hooks(c, err)) return -1;
 
   /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN in the effective set, which the
    * user switch below clears (uid 0 -> non-zero) and the caps may drop: then, like runc, the

@@ -252,6 +252,10 @@ static int monitor(struct ctx *c, pid_t pid, int sync_fd, int sigfd) {
           sb_printf(&b, "{\"kind\":\"mapping-request\",\"pid\":%d}", pid);
           proto_send(PROTO_FD, b.buf, b.len);
           sb_free(&b);
+        } else if (strstr(raw, "\"kind\":\"hooks-request\"")) {
+          sb_printf(&b, "{\"kind\":\"hooks-request\",\"pid\":%d}", pid);
+          proto_send(PROTO_FD, b.buf, b.len);
+          sb_free(&b);
         } else {
           if (strstr(raw, "\"kind\":\"error\"")) had_error = true;
           proto_send(PROTO_FD, raw, len);
@@ -268,8 +272,10 @@ static int monitor(struct ctx *c, pid_t pid, int sync_fd, int sigfd) {
         char perr[128];
         struct json *m = json_parse(raw, len, perr, sizeof perr);
         const char *kind = json_str(m, "kind", "");
-        char byte = !strcmp(kind, "mapping-written") ? 'M' : !strcmp(kind, "start") ? 'S' : 0;
+        char byte = !strcmp(kind, "mapping-written") ? 'M' : !strcmp(kind, "start") ? 'S' : !strcmp(kind, "hooks-done") ? 'H' : 0;
         if (byte && sync_fd >= 0 && write(sync_fd, &byte, 1) < 0) { /* the child died; SIGCHLD follows */ }
+        /* the state JSON for the container-side hooks follows the byte, framed */
+        if (byte == 'H' && sync_fd >= 0) proto_send(sync_fd, raw, len);
         json_free(m);
         free(raw);
       }

@@ -339,6 +339,9 @@ int setup_rootfs(struct ctx *c, struct herr *err) {
   // === device nodes and the /dev symlinks, when /dev is ours (not a bind of the host's)
   if (dev_tmpfs && setup_dev(c, rootfd, userns, err)) { close(rootfd); return -1; }
 
+  // === prestart/createRuntime (host, by the runtime), then createContainer hooks (runc: before pivot_root)
+  if (container_create_hooks(c, err)) { close(rootfd); return -1; }
+
   // === pivot_root(".", ".") then detach the old root (runc pivotRoot)
   int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
   if (oldroot < 0) { close(rootfd); return fail(err, "pivot_root", errno, "opening the old root"); }

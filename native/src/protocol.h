@@ -11,10 +11,14 @@
  *    "exitFile":PATH?, "preserveFds":N?, "exec":BOOL?}       exactly once, first
  *   {"kind":"mapping-written"}     after answering a mapping-request
  *   {"kind":"start"}               releases a container created with waitStart and no execFifo
+ *   {"kind":"hooks-done", "state":TEXT, "startState":TEXT}   after running prestart + createRuntime
+ *                                  hooks on the host (answer to hooks-request); the texts are the
+ *                                  state JSON given to createContainer / startContainer hooks
  *
  * helper -> TS
  *   {"kind":"pid", "pid":N}                       host pid of the container's first process
  *   {"kind":"mapping-request", "pid":N}           write /proc/N/{uid,gid}_map, then answer
+ *   {"kind":"hooks-request", "pid":N}             run prestart + createRuntime hooks, then answer
  *   {"kind":"created", "droppedCapabilities":[NAME...]}  set up; waiting for start (or about to exec)
  *   {"kind":"started"}                            execve of process.args succeeded
  *   {"kind":"error", "step":STEP, "errno":N, "message":TEXT}   setup failed (the helper then exits)
@@ -25,7 +29,8 @@
  *
  * Steps are listed in SetupStep in protocol.ts; keep both lists identical.
  * The child side talks to the monitor over a private socketpair with the same framing; the
- * monitor relays its messages and answers with one byte: 'M' (mapping written), 'S' (start).
+ * monitor relays its messages and answers with one byte: 'M' (mapping written), 'S' (start),
+ * 'H' (hooks done; the hooks-done message follows, framed).
  */
 #ifndef TSBUILD_PROTOCOL_H
 #define TSBUILD_PROTOCOL_H

@@ -19,6 +19,11 @@ export interface CgroupManagerOptions {
   fs?: CgroupFs;
   /** Force a hierarchy instead of detecting one. */
   version?: 1 | 2;
+  /**
+   * Place the cgroup at `<hierarchy mount>/<name>` instead of under the runtime's own cgroup: an
+   * absolute `linux.cgroupsPath` (runtime-spec: relative to the cgroups mount point).
+   */
+  fromRoot?: boolean;
 }
 
 /** What {@link detectCgroupLayout} found. */
@@ -79,14 +84,14 @@ export async function createCgroupManager(cfg: CgroupConfig, opts: CgroupManager
   if (opts.version && opts.version !== layout.version) throw new RuntimeError('CGROUP_UNSUPPORTED', `cgroup v${opts.version} is not available under ${fsRoot}`, { step: 'cgroup' });
   const self = parseProcCgroup(opts.selfCgroup ?? (await fsp.readFile('/proc/self/cgroup', 'utf8')));
   if (layout.version === 2) {
-    const own = self.find((l) => l.id === '0' && l.controllers.length === 0)?.path ?? '/';
+    const own = opts.fromRoot ? '/' : (self.find((l) => l.id === '0' && l.controllers.length === 0)?.path ?? '/');
     const baseRel = own === '/' ? '/' : dirname(own);
     const base = join(layout.mount, baseRel);
     return new V2CgroupManager(fs, base.replace(/\/$/, ''), join(base, cfg.name));
   }
   const hier: V1Hierarchy[] = [];
   for (const [controller, mount] of Object.entries(layout.mounts)) {
-    const own = self.find((l) => l.controllers.includes(controller))?.path ?? '/';
+    const own = opts.fromRoot ? '/' : (self.find((l) => l.controllers.includes(controller))?.path ?? '/');
     const base = join(mount, own).replace(/\/$/, '');
     hier.push({ controller, base, dir: join(base, cfg.name) });
   }

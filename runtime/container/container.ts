@@ -1,4 +1,4 @@
-import { accessSync, constants as fsc, promises as fsp } from 'node:fs';
+import { accessSync, constants as fsc, promises as fsp, readlinkSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,6 +9,7 @@ import type { CgroupManager } from '../cgroups/types.js';
 import type { LinuxDeviceCgroup, LinuxResources } from '../spec/types.js';
 import { RuntimeError } from '../errors.js';
 import { spawnHelper, type HelperProcess, type StdioSlot } from '../helper/spawn.js';
+import { hooksFromSpec, runHooks, runHooksWarn } from './hooks.js';
 import {
   OCI_VERSION, deriveStatus, isSameProcess, lockContainer, processStartTime, readExit, readState, statePaths, writeState,
   type ContainerState, type ContainerStatus, type StoredState,
@@ -58,6 +59,8 @@ export interface CreateOptions {
 export interface LoadOptions {
   /** The container's cgroup manager (for delete and pause/resume). */
   cgroup?: CgroupManager;
+  /** Where failures of poststart and poststop hooks are reported (they do not fail the operation). */
+  logger?: Logger;
 }
 
 /**
@@ -89,6 +92,7 @@ const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 interface SpecLike {
   root?: { path?: string };
+  hooks?: unknown;
   annotations?: Record<string, string>;
   process?: { args?: unknown; terminal?: boolean };
   linux?: { namespaces?: { type: string; path?: string }[]; uidMappings?: IdMap[]; gidMappings?: IdMap[]; resources?: LinuxResources; devices?: { type?: string; major?: number; minor?: number }[] };
@@ -158,6 +162,7 @@ class ContainerImpl implements Container {
     private readonly stateRoot: string,
     private cgroup: CgroupManager | undefined,
     private readonly helper?: HelperProcess,
+    private readonly logger: Logger = nullLogger,
   ) {
     if (helper) {
       const c = helper.child;
@@ -173,7 +178,8 @@ class ContainerImpl implements Container {
     const s = await readState(this.stateRoot, this.id);
     const status = await deriveStatus(this.stateRoot, s);
     const out: ContainerState = { ociVersion: s.ociVersion, id: s.id, status, bundle: s.bundle };
-    if (status !== 'stopped' && s.pid !== undefined) out.pid = s.pid;
+    // kept once stopped too (crun does; runtime-tools' hooks_stdin compares the poststop pid with it)
+    if (s.pid !== undefined) out.pid = s.pid;
     if (s.rootfs) out.rootfs = s.rootfs;
     out.created = s.created;
     out.owner = '';
@@ -194,6 +200,7 @@ class ContainerImpl implements Container {
   async start(): Promise<void> {
     await this.locked(async (s, status) => {
       if (status !== 'created') throw new RuntimeError('INVALID_STATE', `container ${this.id} is ${status}, not created`);
+      const before = s.hooks?.poststart?.length ? exeOf(s.pid) : undefined;
       try {
         await releaseFifo(statePaths(this.stateRoot, this.id).fifo, s);
       } catch (e) {
@@ -203,6 +210,11 @@ class ContainerImpl implements Container {
       }
       s.status = 'running';
       await writeState(this.stateRoot, s);
+      if (s.hooks?.poststart?.length) {
+        // poststart: once the user process is executed (its /proc/PID/exe is no longer the helper)
+        for (let i = 0; i < 2500 && exeOf(s.pid) === before && before !== undefined; i++) await sleep(2);
+        await runHooksWarn(s.hooks, 'poststart', hookState(s, 'running'), (m) => this.logger.warn(m));
+      }
     });
     if (this.helper) await this.helper.waitStarted();
   }
@@ -266,6 +278,7 @@ class ContainerImpl implements Container {
     for (let i = 0; i < 200 && s.helperPid && processStartTime(s.helperPid) !== undefined; i++) await sleep(5);
     if (this.cgroup) await this.cgroup.remove();
     await fsp.rm(p.dir, { recursive: true, force: true });
+    await runHooksWarn(s.hooks, 'poststop', hookState(s, 'stopped'), (m) => this.logger.warn(m));
   }
 
   async pause(): Promise<void> {
@@ -286,6 +299,21 @@ class ContainerImpl implements Container {
       s.status = state === 'FROZEN' ? 'paused' : 'running';
       await writeState(this.stateRoot, s);
     });
+  }
+}
+
+/** The state JSON a hook gets on stdin: the spec's fields, with the recorded pid even once stopped. */
+function hookState(s: StoredState, status: ContainerStatus, pid = s.pid): ContainerState {
+  return { ociVersion: s.ociVersion, id: s.id, status, ...(pid !== undefined ? { pid } : {}), bundle: s.bundle, ...(s.annotations ? { annotations: s.annotations } : {}) };
+}
+
+/** readlink /proc/PID/exe, or undefined. */
+function exeOf(pid: number | undefined): string | undefined {
+  if (!pid) return undefined;
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return undefined;
   }
 }
 
@@ -326,6 +354,7 @@ async function createInternal(opts: CreateOptions, waitStart: boolean): Promise<
   if (opts.io?.terminal) throw new RuntimeError('NOT_SUPPORTED', 'io.terminal is not supported; set process.terminal in config.json');
   const bundle = resolve(opts.bundle);
   const spec = await readSpec(bundle);
+  const hooks = hooksFromSpec(spec.hooks);
   // the monitor relays the pty to its own stdio, which a detached create leaves behind
   if (spec.process?.terminal && opts.detach) throw new RuntimeError('NOT_SUPPORTED', 'process.terminal needs an attached container (use run)', { step: 'terminal' });
   const p = statePaths(opts.stateRoot, opts.id);
@@ -343,6 +372,7 @@ async function createInternal(opts: CreateOptions, waitStart: boolean): Promise<
     ...(spec.annotations ? { annotations: spec.annotations } : {}),
     ...(opts.cgroupName ? { cgroupName: opts.cgroupName } : {}),
     ...(opts.init ? { init: true } : {}),
+    ...(Object.keys(hooks).length ? { hooks } : {}),
   };
   let helper: HelperProcess | undefined;
   try {
@@ -361,6 +391,13 @@ async function createInternal(opts: CreateOptions, waitStart: boolean): Promise<
       ...(opts.io?.stdout !== undefined ? { stdout: opts.io.stdout } : {}),
       ...(opts.io?.stderr !== undefined ? { stderr: opts.io.stderr } : {}),
       detached: opts.detach ?? false,
+      onHooksRequest: async (pid) => {
+        // prestart (legacy; runc and crun run it here, with status created) and createRuntime,
+        // in the runtime's namespaces, before the child's pivot_root
+        await runHooks(hooks, 'prestart', hookState(s, 'created', pid));
+        await runHooks(hooks, 'createRuntime', hookState(s, 'creating', pid));
+        return { state: JSON.stringify(hookState(s, 'creating', pid)), startState: JSON.stringify(hookState(s, 'created', pid)) };
+      },
       onMappingRequest: async (pid) => {
         await fsp.writeFile(`/proc/${pid}/uid_map`, mapText(linux?.uidMappings));
         await fsp.writeFile(`/proc/${pid}/gid_map`, mapText(linux?.gidMappings));
@@ -377,7 +414,7 @@ async function createInternal(opts: CreateOptions, waitStart: boolean): Promise<
     s.status = waitStart ? 'created' : 'running';
     await writeState(opts.stateRoot, s);
     if (opts.pidFile) await fsp.writeFile(opts.pidFile, `${pid}`);
-    const c = new ContainerImpl(opts.id, opts.stateRoot, opts.cgroup, helper);
+    const c = new ContainerImpl(opts.id, opts.stateRoot, opts.cgroup, helper, log);
     c.droppedCapabilities = ready.droppedCapabilities;
     return c;
   } catch (e) {
@@ -390,6 +427,8 @@ async function createInternal(opts: CreateOptions, waitStart: boolean): Promise<
     const cleanup: unknown[] = [];
     if (opts.cgroup) await opts.cgroup.remove().catch((ce: unknown) => cleanup.push(ce));
     await fsp.rm(p.dir, { recursive: true, force: true }).catch((ce: unknown) => cleanup.push(ce));
+    // a create that got as far as a process continues the lifecycle at its end: poststop hooks
+    if (s.pid) await runHooksWarn(hooks, 'poststop', hookState(s, 'stopped'), (m) => log.warn(m));
     const err = e instanceof RuntimeError ? e : new RuntimeError('HELPER_FAILED', `creating container ${opts.id}`, { cause: e });
     if (cleanup.length) err.cleanupError = cleanup[0];
     throw err;
@@ -411,7 +450,7 @@ export async function createContainer(opts: CreateOptions): Promise<Container> {
 export async function loadContainer(stateRoot: string, id: string, opts: LoadOptions = {}): Promise<Container> {
   if (!ID_RE.test(id)) throw new RuntimeError('INVALID_ID', `invalid container id ${JSON.stringify(id)}`);
   await readState(stateRoot, id);
-  return new ContainerImpl(id, stateRoot, opts.cgroup);
+  return new ContainerImpl(id, stateRoot, opts.cgroup, undefined, opts.logger);
 }
 
 /** The stored state of a container, for callers that need its cgroup name or pid. */

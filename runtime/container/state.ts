@@ -1,6 +1,7 @@
 import { promises as fsp, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RuntimeError } from '../errors.js';
+import type { Hooks } from './hooks.js';
 
 /** Container statuses of the runtime-spec state, plus `paused` (runc). */
 export type ContainerStatus = 'creating' | 'created' | 'running' | 'stopped' | 'paused';
@@ -10,7 +11,7 @@ export interface ContainerState {
   ociVersion: string;
   id: string;
   status: ContainerStatus;
-  /** Host pid of the container's first process; absent once stopped. */
+  /** Host pid of the container's first process (still reported once stopped, as crun does). */
   pid?: number;
   bundle: string;
   annotations?: Record<string, string>;
@@ -39,6 +40,8 @@ export interface StoredState {
   init?: boolean;
   exitCode?: number;
   exitSignal?: string;
+  /** config.json's hooks as they were at create (later edits of config.json do not count) */
+  hooks?: Hooks;
 }
 
 /** The runtime-spec version these states claim. */

@@ -10,7 +10,7 @@ export const MAX_MESSAGE = 16 * 1024 * 1024;
 
 /** The setup steps a helper error can name, in the order the child runs them. */
 export const SETUP_STEPS = [
-  'reexec', 'config', 'clone', 'namespace', 'userns-map', 'cgroup', 'propagation', 'rootfs', 'mount', 'device',
+  'reexec', 'config', 'clone', 'namespace', 'userns-map', 'cgroup', 'propagation', 'rootfs', 'mount', 'device', 'hooks',
   'pivot_root', 'sysctl', 'readonly-paths', 'masked-paths', 'hostname', 'rlimit', 'terminal', 'wait-start', 'capabilities', 'user',
   'no_new_privs', 'seccomp', 'init', 'cwd', 'exec',
 ] as const;
@@ -43,13 +43,20 @@ export interface ConfigMessage {
 export interface MappingWrittenMessage { kind: 'mapping-written' }
 /** Releases a container that waits for start without an exec fifo. */
 export interface StartMessage { kind: 'start' }
+/**
+ * Answer to a hooks-request: the prestart and createRuntime hooks ran on the host; `state` and
+ * `startState` are the state JSON texts the child gives its createContainer and startContainer
+ * hooks on stdin.
+ */
+export interface HooksDoneMessage { kind: 'hooks-done'; state: string; startState: string }
 /** Messages tsbuild sends. */
-export type ToHelper = ConfigMessage | MappingWrittenMessage | StartMessage;
+export type ToHelper = ConfigMessage | MappingWrittenMessage | StartMessage | HooksDoneMessage;
 
 /** Messages the helper sends. */
 export type HelperMessage =
   | { kind: 'pid'; pid: number }
   | { kind: 'mapping-request'; pid: number }
+  | { kind: 'hooks-request'; pid: number }
   | { kind: 'created'; droppedCapabilities: string[] }
   | { kind: 'started' }
   | { kind: 'error'; step: SetupStep; errno: number; message: string }
@@ -64,7 +71,7 @@ export function encodeMessage(m: ToHelper | HelperMessage): Buffer {
   return Buffer.concat([hdr, body]);
 }
 
-const KINDS = new Set(['pid', 'mapping-request', 'created', 'started', 'error', 'exit']);
+const KINDS = new Set(['pid', 'mapping-request', 'hooks-request', 'created', 'started', 'error', 'exit']);
 
 /** Validates one decoded helper message; throws a TypeError naming the problem. */
 export function parseHelperMessage(json: unknown): HelperMessage {
@@ -78,6 +85,7 @@ export function parseHelperMessage(json: unknown): HelperMessage {
   switch (m.kind) {
     case 'pid':
     case 'mapping-request':
+    case 'hooks-request':
       return { kind: m.kind, pid: num('pid') };
     case 'created':
       return { kind: 'created', droppedCapabilities: Array.isArray(m.droppedCapabilities) ? m.droppedCapabilities.map(String) : [] };

@@ -25,6 +25,14 @@ export interface SpawnHelperOptions {
    * `mappingWritten()` is then sent automatically. Without it the caller answers itself.
    */
   readonly onMappingRequest?: (pid: number) => Promise<void>;
+  /**
+   * Called on a hooks-request (the spec has prestart, createRuntime, createContainer or
+   * startContainer hooks) with the child's host pid: runs the prestart and createRuntime hooks on
+   * the host and returns the state texts for the container-side hooks; `hooks-done` is then sent.
+   * A rejection fails the setup (step `hooks`) and kills the helper. Without it, the request is
+   * answered with empty states at once.
+   */
+  readonly onHooksRequest?: (pid: number) => Promise<{ state: string; startState: string }>;
 }
 
 /** The exit of the container's first process as the helper reported it. */
@@ -131,6 +139,18 @@ export class HelperProcess {
           );
         }
         break;
+      case 'hooks-request': {
+        const run = this.opts.onHooksRequest ?? (async () => ({ state: '', startState: '' }));
+        run(m.pid).then(
+          (st) => this.send({ kind: 'hooks-done', ...st }),
+          (e: unknown) => {
+            this.seen.error ??= e instanceof RuntimeError ? e : new RuntimeError('SETUP_FAILED', `running the hooks of ${m.pid}`, { cause: e, step: 'hooks' });
+            this.kill('SIGKILL');
+            this.notify();
+          },
+        );
+        break;
+      }
       case 'created':
         this.seen.created = { droppedCapabilities: m.droppedCapabilities };
         break;

@@ -14,14 +14,24 @@ export function stateRootOf(ctx: CliContext): string {
   return join(ctx.root, 'runtime');
 }
 
-function cgroupName(id: string): string {
+/**
+ * The container's cgroup: the bundle's linux.cgroupsPath (absolute: from the hierarchy root;
+ * relative: under tsbuild's own cgroup, as runc), else `tsbuild/<id>` under tsbuild's own cgroup.
+ */
+function cgroupName(id: string, bundle: string): string {
+  try {
+    const p = (JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as { linux?: { cgroupsPath?: unknown } }).linux?.cgroupsPath;
+    if (typeof p === 'string' && p.replace(/\/+/g, '/') !== '/' && p !== '') return p.replace(/\/+$/, '');
+  } catch {
+    /* create reports the unreadable config.json */
+  }
   return `tsbuild/${id}`;
 }
 
-/** The cgroup manager, loaded only when a container has or gets a cgroup. */
+/** The cgroup manager, loaded only when a container has or gets a cgroup; an absolute name is from the hierarchy root. */
 async function newCgroupManager(name: string): Promise<CgroupManager> {
   const { createCgroupManager } = await import('../../../runtime/cgroups/manager.js');
-  return createCgroupManager({ name });
+  return name.startsWith('/') ? createCgroupManager({ name: name.replace(/^\/+/, '') }, { fromRoot: true }) : createCgroupManager({ name });
 }
 
 async function cgroupFor(ctx: CliContext, id: string): Promise<CgroupManager | undefined> {
@@ -71,16 +81,17 @@ export function register(cmd: Command, ctx: () => CliContext): void {
 
   addCreateFlags(cmd.command('create').argument('<id>').description('create a container from a bundle; it waits for start')).action(async (id: string, o: CreateFlags) => {
     const c = ctx();
-    const cgroup = o.cgroups ? await newCgroupManager(cgroupName(id)) : undefined;
+    const cgName = cgroupName(id, o.bundle);
+    const cgroup = o.cgroups ? await newCgroupManager(cgName) : undefined;
     const created = await createContainer({
       id, bundle: o.bundle, stateRoot: stateRootOf(c), detach: true, logger: c.logger,
-      ...(cgroup ? { cgroup, cgroupName: cgroupName(id) } : {}), ...(o.pidFile ? { pidFile: o.pidFile } : {}), ...(o.init ? { init: true } : {}),
+      ...(cgroup ? { cgroup, cgroupName: cgName } : {}), ...(o.pidFile ? { pidFile: o.pidFile } : {}), ...(o.init ? { init: true } : {}),
     });
     void created;
   });
 
   cmd.command('start').argument('<id>').description('start a created container').action(async (id: string) => {
-    await (await loadContainer(stateRootOf(ctx()), id)).start();
+    await (await loadContainer(stateRootOf(ctx()), id, { logger: ctx().logger })).start();
   });
 
   cmd.command('state').argument('<id>').description('print the runtime-spec state JSON').action(async (id: string) => {
@@ -101,20 +112,21 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     });
 
   cmd.command('delete').argument('<id>').option('-f, --force', 'kill the container first if it is running').description('delete a stopped container').action(async (id: string, o: { force?: boolean }) => {
-    const c = await loadContainer(stateRootOf(ctx()), id, { cgroup: await cgroupFor(ctx(), id) });
+    const c = await loadContainer(stateRootOf(ctx()), id, { cgroup: await cgroupFor(ctx(), id), logger: ctx().logger });
     await c.delete({ force: !!o.force });
   });
 
   addCreateFlags(cmd.command('run').argument('<id>').description('create, start and wait for a container, then delete it; exits with its status')).action(async (id: string, o: CreateFlags) => {
     const c = ctx();
-    const cgroup = o.cgroups ? await newCgroupManager(cgroupName(id)) : undefined;
+    const cgName = cgroupName(id, o.bundle);
+    const cgroup = o.cgroups ? await newCgroupManager(cgName) : undefined;
     const ac = new AbortController();
     // a terminal container gets our keystrokes raw; the pty in the container does the line editing
     const raw = c.stdout.isTTY && process.stdin.isTTY && wantsTerminal(o.bundle);
     if (raw) process.stdin.setRawMode(true);
     const r = await runContainer({
       id, bundle: o.bundle, stateRoot: stateRootOf(c), logger: c.logger, signal: ac.signal, forwardSignals: true,
-      ...(cgroup ? { cgroup, cgroupName: cgroupName(id) } : {}), ...(o.pidFile ? { pidFile: o.pidFile } : {}), ...(o.init ? { init: true } : {}),
+      ...(cgroup ? { cgroup, cgroupName: cgName } : {}), ...(o.pidFile ? { pidFile: o.pidFile } : {}), ...(o.init ? { init: true } : {}),
     }).finally(() => {
       if (raw) process.stdin.setRawMode(false);
     });
@@ -133,7 +145,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     const c = await loadContainer(stateRootOf(ctx()), id);
     const st = await c.state();
     const cg = await cgroupFor(ctx(), id);
-    const pids = cg ? await cg.pids() : st.pid ? pidsInNamespaceOf(st.pid) : [];
+    const pids = cg ? await cg.pids() : st.pid && st.status !== 'stopped' ? pidsInNamespaceOf(st.pid) : [];
     if (o.format === 'json') return void ctx().stdout.write(`${JSON.stringify(pids)}\n`);
     ctx().stdout.write(`PID\n${pids.map((p) => `${p}\n`).join('')}`);
   });
