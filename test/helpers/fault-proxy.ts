@@ -26,7 +26,9 @@ export type FaultAction =
   /** Forward, but end the response body cleanly after `bytes` bytes (chunked, no Content-Length). */
   | { readonly kind: 'truncate'; readonly bytes: number }
   /** Forward, flipping one byte of the response body (same length): a wrong digest. */
-  | { readonly kind: 'corrupt'; readonly at?: number };
+  | { readonly kind: 'corrupt'; readonly at?: number }
+  /** Slow loris: forward the headers and `bytes` bytes of the body, then go silent (the connection stays open). */
+  | { readonly kind: 'stall'; readonly bytes: number };
 
 /** A per-request rule: the first matching rule with uses left is applied. */
 export interface FaultRule {
@@ -120,6 +122,17 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         return;
       }
       res.writeHead(ur.statusCode ?? 502, headers);
+      if (action?.kind === 'stall') {
+        let sent = 0;
+        ur.on('data', (c: Buffer) => {
+          if (sent >= action.bytes) return;
+          const part = c.subarray(0, action.bytes - sent);
+          sent += part.length;
+          res.write(part);
+        });
+        // never ends: the client's idle timeout must notice (stop() destroys the socket)
+        return;
+      }
       if (action?.kind === 'drop-response') {
         let sent = 0;
         ur.on('data', (c: Buffer) => {
