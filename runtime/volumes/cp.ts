@@ -24,7 +24,7 @@ import { errnoName, mknod, S_IFBLK, S_IFCHR, S_IFIFO, splitDev } from '../../src
 import { containerInfo, lockRecord, recordPaths, type ContainerRecord } from '../container/records.js';
 import { isSameProcess, readState } from '../container/state.js';
 import { VolumeError } from './errors.js';
-import { closeFd, fdPath, fstatFd, InRootError, O, openInRoot, openRootDir, splitPath } from './in-root.js';
+import { closeFd, fdPath, fstatFd, InRootError, mkdirAllInRoot, O, openInRoot, openRootDir, splitPath } from './in-root.js';
 
 /** Options of a copy. */
 export interface CopyOptions {
@@ -253,27 +253,6 @@ function statIn(rootFd: number, path: string, follow = false): Stats | undefined
   }
 }
 
-/** Creates `dir` and missing parents inside the root (mode 0755, the caller's owner). */
-function mkdirAllIn(rootFd: number, dir: string): void {
-  let cur = '/';
-  for (const part of posix.normalize('/' + dir).split('/').filter(Boolean)) {
-    const next = posix.join(cur, part);
-    const st = statIn(rootFd, next, true);
-    if (!st) {
-      const pfd = openInRoot(rootFd, cur, O.PATH | O.DIRECTORY);
-      try {
-        // mkdir never follows its last component
-        mkdirSync(fdPath(pfd, part), { mode: 0o755 });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      } finally {
-        closeFd(pfd);
-      }
-    } else if (!st.isDirectory()) throw new VolumeError('INVALID_COPY', `cannot create directory ${next}: it exists and is not a directory`);
-    cur = next;
-  }
-}
-
 /** Writes items into the root `rootFd` (container or host '/'): item '' lands at `top`. */
 async function writeItems(rootFd: number, items: AsyncIterable<Item>, target: (rel: string) => string | undefined, opts: { owner?: 'keep' | { uid: number; gid: number }; what: string }): Promise<void> {
   const dirTimes: { path: string; mtime: number; mode: number }[] = [];
@@ -294,7 +273,7 @@ async function writeItems(rootFd: number, items: AsyncIterable<Item>, target: (r
       pfd = openInRoot(rootFd, parent, O.PATH | O.DIRECTORY);
     } catch (e) {
       if (e instanceof InRootError && e.errno === 'ENOENT') {
-        mkdirAllIn(rootFd, parent);
+        mkdirAllInRoot(rootFd, parent);
         pfd = openInRoot(rootFd, parent, O.PATH | O.DIRECTORY);
       } else ioError(e, `opening ${parent} in ${opts.what}`);
     }

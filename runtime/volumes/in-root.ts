@@ -10,7 +10,7 @@
  * The fds are plain integers owned by the caller of each function; close them with
  * {@link closeFd}. Calls are synchronous on the main thread (short, path-based syscalls).
  */
-import { closeSync, fstatSync, type Stats } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, mkdirSync, readlinkSync, type Stats } from 'node:fs';
 import { createRequire } from 'node:module';
 import { posix } from 'node:path';
 import { errnoName } from '../../src/util/libc.js';
@@ -117,4 +117,59 @@ export function openParent(rootFd: number, path: string): { fd: number; name: st
   const { parent, name } = splitPath(path);
   const fd = openInRoot(rootFd, parent, O.PATH | O.DIRECTORY);
   return { fd, name: name || '.' };
+}
+
+/**
+ * Creates directory `path` and its missing parents inside the root (mode 0755, owned by the
+ * caller), following symlinks *inside* the root, a dangling one included: `/data -> /srv/x`
+ * with no /srv/x creates `<root>/srv/x`, as runc's securejoin MkdirAll does for mount targets.
+ * Throws InRootError (ENOTDIR when a component is a file, ELOOP after 40 links).
+ */
+export function mkdirAllInRoot(rootFd: number, path: string): void {
+  let todo = posix.normalize('/' + path).split('/').filter(Boolean);
+  let cur = '/';
+  let links = 0;
+  while (todo.length) {
+    const part = todo.shift()!;
+    if (part === '..') {
+      cur = posix.dirname(cur);
+      continue;
+    }
+    const next = posix.join(cur, part);
+    let fd: number | undefined;
+    try {
+      fd = openInRoot(rootFd, next, O.PATH | O.DIRECTORY);
+      cur = next;
+      continue;
+    } catch (e) {
+      if (!(e instanceof InRootError) || e.errno !== 'ENOENT') throw e;
+    } finally {
+      closeFd(fd);
+    }
+    // missing, or a symlink whose target is missing: look at the component itself
+    const pfd = openInRoot(rootFd, cur, O.PATH | O.DIRECTORY);
+    try {
+      let st: Stats | undefined;
+      try {
+        st = lstatSync(fdPath(pfd, part));
+      } catch {
+        st = undefined;
+      }
+      if (st?.isSymbolicLink()) {
+        if (++links > 40) throw new InRootError('ELOOP', `creating ${path} in the container`);
+        const target = readlinkSync(fdPath(pfd, part));
+        todo = [...target.split('/').filter(Boolean), ...todo];
+        if (target.startsWith('/')) cur = '/';
+        continue;
+      }
+      try {
+        mkdirSync(fdPath(pfd, part), { mode: 0o755 });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new InRootError((e as NodeJS.ErrnoException).code ?? 'EIO', `creating ${next} in the container`);
+      }
+    } finally {
+      closeFd(pfd);
+    }
+    cur = next;
+  }
 }

@@ -3,13 +3,13 @@
  * created or looked up, anonymous ones made, an empty volume gets the image's content at its
  * target copied up (docker's copy-up), and every mount is described for the container record.
  */
-import { promises as fsp, type Stats } from 'node:fs';
+import { promises as fsp, statSync, type Stats } from 'node:fs';
 import { join, posix } from 'node:path';
 import { mknod, S_IFBLK, S_IFCHR, S_IFIFO, splitDev } from '../../src/util/libc.js';
 import type { MountRecord } from '../container/records.js';
 import type { Mount } from '../spec/types.js';
 import { VolumeError } from './errors.js';
-import { closeFd, fdPath, O, openInRoot, openRootDir } from './in-root.js';
+import { closeFd, fdPath, mkdirAllInRoot, O, openInRoot, openRootDir } from './in-root.js';
 import type { MountRequest } from './mount-spec.js';
 import { ANONYMOUS_LABEL, createVolume, ensureVolume, removeAnonymousVolumes } from './store.js';
 
@@ -92,6 +92,23 @@ export async function planMounts(root: string, rootfs: string, requests: readonl
   } catch (e) {
     await removeAnonymousVolumes(root, anonymous).catch(() => undefined);
     throw e;
+  }
+  // directory mount targets are made here, in the root, so a dangling symlink on the way
+  // (`/data -> /srv/x`) is created inside it; the helper then resolves the same path in-root
+  const dirTargets = records.filter((m) => m.type !== 'bind' || statSync(m.source).isDirectory()).map((m) => m.destination);
+  if (dirTargets.length) {
+    const rootFd = openRootDir(rootfs);
+    try {
+      for (const t of dirTargets) {
+        try {
+          mkdirAllInRoot(rootFd, t);
+        } catch {
+          // a file in the way: the helper reports it with the mount that needs it
+        }
+      }
+    } finally {
+      closeFd(rootFd);
+    }
   }
   return {
     binds, tmpfs, records, anonymous,
