@@ -48,7 +48,7 @@ export function hasCode(e: unknown, code: string): boolean {
   return e instanceof TsbuildError && e.code === code;
 }
 
-/** Renders an error and its `cause` chain as one line: "a: b: c" (Go's %w chains). */
+/** Renders an error and its `cause` chain as one line: "a: b: c" (Go's %w chains); a cause whose message an outer one already contains is not repeated. */
 export function formatErrorChain(e: unknown): string {
   const parts: string[] = [];
   let cur: unknown = e;
@@ -57,7 +57,7 @@ export function formatErrorChain(e: unknown): string {
     seen.add(cur);
     if (cur instanceof Error) {
       const msg = cur.message;
-      if (msg && !parts.some((p) => p.endsWith(msg))) parts.push(msg);
+      if (msg && !parts.some((p) => p.includes(msg))) parts.push(msg);
       cur = (cur as { cause?: unknown }).cause;
     } else {
       parts.push(String(cur));
