@@ -2,10 +2,11 @@
  * Directories of `RUN --mount=type=cache`: `<store root>/buildcache/mounts/<sha256 of id>/`,
  * kept across builds. `shared` (the default) lets concurrent RUNs use one directory, `locked`
  * makes them take turns (within this process and across processes, through a lock file),
- * `private` gives a RUN that finds the directory busy its own fresh one.
+ * `private` gives a RUN that finds the directory busy its own fresh one. Acquiring touches the
+ * directory (its mtime is the last use `builder prune` goes by).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chown, chmod, mkdir, open, rm, stat } from 'node:fs/promises';
+import { chown, chmod, mkdir, open, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BUILD_CACHE_DIR } from './cache.js';
 
@@ -40,7 +41,9 @@ export class DirCacheMounts implements CacheMounts {
     }
     let unlock: (() => Promise<void>) | undefined;
     if (sharing === 'locked') unlock = await this.lock(hex);
-    const fresh = !(await stat(path).catch(() => undefined));
+    // the directory's mtime is its last use (`builder prune` keeps what running builds touched)
+    const now = new Date();
+    const fresh = !(await utimes(path, now, now).then(() => true, () => false));
     if (fresh) {
       await mkdir(path, { recursive: true });
       await chown(path, owner.uid, owner.gid);

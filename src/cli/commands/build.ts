@@ -3,8 +3,9 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { build } from '../../../builder/build.js';
 import { BuildContext } from '../../../builder/context/context.js';
-import { FileBuildCache, StepTrail } from '../../../builder/solver/cache.js';
+import { StepTrail } from '../../../builder/solver/cache.js';
 import { DirCacheMounts } from '../../../builder/solver/cache-mounts.js';
+import { LastUsedBuildCache } from '../../../builder/solver/prune.js';
 import { formatReference, parseReference } from '../../oci/reference.js';
 import { ImageStore } from '../../oci/store/image-store.js';
 import { hostPlatform, parsePlatform, type Platform } from '../../oci/platform.js';
@@ -204,7 +205,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         let ssh: Awaited<ReturnType<typeof prepareSshAgents>> | undefined;
         try {
           if (f.ssh?.length) ssh = await prepareSshAgents(f.ssh);
-          caches = await openBuildCache(c, store.content, new FileBuildCache(c.root, store.content), { ...cacheSpecs, progress, signal: ac.signal, connection: f });
+          caches = await openBuildCache(c, store.content, new LastUsedBuildCache(c.root, store.content), { ...cacheSpecs, progress, signal: ac.signal, connection: f });
           const resolver = new PullingImageResolver(store, { ...(f.pull ? { always: true } : {}), remote: async (r) => (await import('./pull.js')).remoteOptions(c, [r], {}), partialDir: join(c.root, 'tmp', 'partial'), progress });
           const res = await build({
             dockerfile: dfText,

@@ -29,6 +29,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'save', group: 'images', summary: 'Save images to a docker-archive or OCI archive', load: () => import('./save.js') },
   { name: 'tag', group: 'images', summary: 'Give a local image another name', load: () => import('./tag.js') },
   { name: 'build', group: 'build', summary: 'Build an image from a Dockerfile', load: () => import('./build.js') },
+  { name: 'builder', group: 'build', summary: 'Manage the build cache: prune', load: () => import('./builder.js') },
   { name: 'copy', group: 'registry', summary: 'Copy an image between registries, OCI layouts and the local store', load: () => import('./copy.js') },
   { name: 'login', group: 'registry', summary: 'Log in to a registry', load: () => import('./login.js') },
   { name: 'logout', group: 'registry', summary: 'Log out from a registry', load: () => import('./logout.js') },
