@@ -44,6 +44,8 @@ interface Run {
   c: Container;
   startedAt: number;
   stdin?: Writable;
+  /** Resolve when its stdout and stderr reached their end in the log. */
+  piped: Promise<void>[];
 }
 
 /** An attach session: a client that gets the output frames and may feed stdin. */
@@ -183,13 +185,21 @@ class Monitor {
       init: rec.init,
       io: { stdin: rec.openStdin ? 'pipe' : 'null', stdout: 'pipe', stderr: 'pipe' },
     });
+    // read the output before start: once the helper exits, Node discards what nobody reads
+    const piped: Promise<void>[] = [];
+    for (const [name, kind] of [['stdout', FRAME_STDOUT], ['stderr', FRAME_STDERR]] as const) {
+      const r = c.stdio?.[name];
+      if (!r) continue;
+      piped.push(this.log.pipe(r, name));
+      r.on('data', (chunk: string | Buffer) => this.broadcast(kind, typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk));
+    }
     try {
       await c.start();
     } catch (e) {
       await c.delete({ force: true }).catch(() => undefined);
       throw e;
     }
-    const run: Run = { c, startedAt: Date.now(), ...(c.stdio?.stdin ? { stdin: c.stdio.stdin } : {}) };
+    const run: Run = { c, startedAt: Date.now(), piped, ...(c.stdio?.stdin ? { stdin: c.stdio.stdin } : {}) };
     run.stdin?.on('error', () => undefined);
     return run;
   }
@@ -225,13 +235,6 @@ class Monitor {
       first = false;
       this.manualRestart?.({ ok: true, ...(pid ? { pid } : {}) });
       this.manualRestart = undefined;
-      const piped: Promise<void>[] = [];
-      for (const [name, kind] of [['stdout', FRAME_STDOUT], ['stderr', FRAME_STDERR]] as const) {
-        const r = run.c.stdio?.[name];
-        if (!r) continue;
-        piped.push(this.log.pipe(r, name));
-        r.on('data', (chunk: string | Buffer) => this.broadcast(kind, typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk));
-      }
       if (rec.healthcheck) {
         const hc = rec.healthcheck;
         this.health = startHealthchecks({
@@ -250,7 +253,7 @@ class Monitor {
       }
       await this.health?.stop();
       this.health = undefined;
-      await Promise.race([Promise.all(piped), sleep(2000)]);
+      await Promise.race([Promise.all(run.piped), sleep(2000)]);
       const code = result ? exitCodeOf(result) : 255;
       this.endSessions(code);
       this.run = undefined;
