@@ -147,5 +147,92 @@ const runDocker: BenchCase = {
   },
 };
 
+// ---- (c) detached lifecycle and networking, vs podman (same busybox image loaded in both)
+
+/** A TCP port on 127.0.0.1 nothing listens on now (each side gets its own, fixed for the case). */
+function freePort(): number {
+  const r = spawnSync(process.execPath, ['-e', "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{process.stdout.write(String(s.address().port));s.close()})"], { encoding: 'utf8' });
+  return Number(r.stdout);
+}
+
+/** Setup of the podman cases: the tsbuild store, the archive loaded into a private podman storage, one probe run. */
+async function podmanSetup(ctx: CaseContext, probe: string[]): Promise<string | undefined> {
+  const why = storeSetup(ctx);
+  if (why) return why;
+  sh(ctx, 'podman load', { cmd: 'podman', args: podmanArgs(ctx, 'load', '-q', '-i', v(ctx, 'archive')) });
+  const r = spawnSync('podman', podmanArgs(ctx, ...probe), { encoding: 'utf8' });
+  if (r.status !== 0) return `podman ${probe.join(' ')} fails on this host: ${r.stderr.trim().split('\n').slice(-1)[0] ?? ''}`;
+  spawnSync('podman', podmanArgs(ctx, 'rm', '-a', '-f'), { stdio: 'ignore' });
+  ctx.vars.set('tsbuildPort', String(freePort()));
+  ctx.vars.set('podmanPort', String(freePort()));
+  return undefined;
+}
+
+async function podmanTeardown(ctx: CaseContext): Promise<void> {
+  spawnSync(process.execPath, [TSBUILD_MAIN_PATH, '--root', v(ctx, 'root'), 'rm', '-f', 'bench-fb'], { stdio: 'ignore' });
+  spawnSync('podman', podmanArgs(ctx, 'rm', '-a', '-f'), { stdio: 'ignore' });
+  spawnSync('podman', podmanArgs(ctx, 'rmi', '-a', '-f'), { stdio: 'ignore' });
+  await unmountUnder(ctx.work);
+}
+
+const TSBUILD_MAIN_PATH = tsbuildStep([]).args[0]!;
+const q = (xs: readonly string[]) => xs.map((x) => `'${x.replace(/'/g, `'\\''`)}'`).join(' ');
+
+/** `run -d` then `stop -t 0` then `rm` of one container, as one shell step (docker CLI semantics on both sides). */
+function cycleCase(network: 'none' | 'bridge'): BenchCase {
+  const pub = (port: string) => (network === 'bridge' ? ['-p', `127.0.0.1:${port}:80`] : ['--network', 'none']);
+  return {
+    // short names: podman refuses a runroot path over 50 characters (the work dir carries the name)
+    name: `cycle-${network}`,
+    description: `tsbuild run -d + stop -t 0 + rm of a busybox container (httpd -f), ${network === 'none' ? 'network none' : 'on the default CNI bridge with -p 127.0.0.1:PORT:80'}, vs the same podman commands (podman: private storage, image loaded from tsbuild save)`,
+    setup: (ctx) => podmanSetup(ctx, ['run', '-d', ...(network === 'none' ? ['--network', 'none'] : ['-p', `127.0.0.1:${freePort()}:80`]), IMAGE, 'httpd', '-f', '-p', '80']),
+    teardown: podmanTeardown,
+    tsbuild: {
+      tool: 'tsbuild',
+      needs: () => needRoot() ?? needTsbuildCommand('run'),
+      step: (ctx) => {
+        const t = q([process.execPath, TSBUILD_MAIN_PATH, '--root', v(ctx, 'root')]);
+        return { cmd: 'sh', args: ['-ec', `id=$(${t} run -d ${q(pub(v(ctx, 'tsbuildPort')))} ${IMAGE} httpd -f -p 80); ${t} stop -t 0 "$id" >/dev/null; ${t} rm "$id" >/dev/null`] };
+      },
+    },
+    peer: {
+      tool: 'podman',
+      needs: () => needTool('podman'),
+      step: (ctx) => {
+        const p = q(['podman', ...podmanArgs(ctx)]);
+        return { cmd: 'sh', args: ['-ec', `id=$(${p} run -d ${q(pub(v(ctx, 'podmanPort')))} ${IMAGE} httpd -f -p 80); ${p} stop -t 0 "$id" >/dev/null; ${p} rm "$id" >/dev/null`] };
+      },
+    },
+  };
+}
+
+/** `run -d --rm -p` of busybox httpd until curl gets the first response (the container is removed untimed before the next run). */
+const firstByte: BenchCase = {
+  name: 'first-byte',
+  description: 'tsbuild run -d --rm -p 127.0.0.1:PORT:80 busybox httpd, timed until curl gets its first HTTP response, vs podman run -d --rm -p (the container is stopped untimed before the next run)',
+  setup: (ctx) => podmanSetup(ctx, ['run', '--rm', '-p', `127.0.0.1:${freePort()}:80`, IMAGE, 'true']),
+  teardown: podmanTeardown,
+  tsbuild: {
+    tool: 'tsbuild',
+    needs: () => needRoot() ?? needTsbuildCommand('run') ?? needTool('curl'),
+    prepare: async (ctx) => { spawnSync(process.execPath, [TSBUILD_MAIN_PATH, '--root', v(ctx, 'root'), 'rm', '-f', 'bench-fb'], { stdio: 'ignore' }); },
+    step: (ctx) => {
+      const t = q([process.execPath, TSBUILD_MAIN_PATH, '--root', v(ctx, 'root')]);
+      const port = v(ctx, 'tsbuildPort');
+      return { cmd: 'sh', args: ['-ec', `${t} run -d --rm --name bench-fb -p 127.0.0.1:${port}:80 ${IMAGE} httpd -f -p 80 -h / >/dev/null; until curl -s -o /dev/null http://127.0.0.1:${port}/; do sleep 0.005; done`] };
+    },
+  },
+  peer: {
+    tool: 'podman',
+    needs: () => needTool('podman') ?? needTool('curl'),
+    prepare: async (ctx) => { spawnSync('podman', podmanArgs(ctx, 'rm', '-f', '-t', '0', 'bench-fb'), { stdio: 'ignore' }); },
+    step: (ctx) => {
+      const p = q(['podman', ...podmanArgs(ctx)]);
+      const port = v(ctx, 'podmanPort');
+      return { cmd: 'sh', args: ['-ec', `${p} run -d --rm --name bench-fb -p 127.0.0.1:${port}:80 ${IMAGE} httpd -f -p 80 -h / >/dev/null; until curl -s -o /dev/null http://127.0.0.1:${port}/; do sleep 0.005; done`] };
+    },
+  },
+};
+
 /** Every runtime case, in the order they run. */
-export const RUNTIME_CASES: readonly BenchCase[] = [runtimeCase('crun'), runtimeCase('runc'), runPodman, runDocker];
+export const RUNTIME_CASES: readonly BenchCase[] = [runtimeCase('crun'), runtimeCase('runc'), runPodman, runDocker, cycleCase('none'), cycleCase('bridge'), firstByte];
