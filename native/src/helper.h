@@ -28,6 +28,7 @@ struct ctx {
   bool init;               /* fork a pid-1 reaper that forwards signals */
   const char *exec_fifo;
   const char *exit_file;
+  const char *console_socket; /* runc --console-socket: where the pty master goes, or NULL */
   int preserve_fds;
   int clone_flags;         /* namespaces to create */
   int sync_fd;             /* child side of the monitor <-> child socket */

@@ -21,6 +21,7 @@
 #include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -89,6 +90,7 @@ static int load_config(struct ctx *c, struct herr *err) {
   c->exec_fifo = json_str(c->msg, "execFifo", NULL);
   c->exit_file = json_str(c->msg, "exitFile", NULL);
   c->preserve_fds = (int)json_int(c->msg, "preserveFds", 0);
+  c->console_socket = json_str(c->msg, "consoleSocket", NULL);
   if (!c->bundle) return fail(err, "config", EINVAL, "the config message has no bundle");
   c->fifo_fd = -1;
   c->ns_fds[0] = -1;
@@ -121,6 +123,13 @@ static int load_config(struct ctx *c, struct herr *err) {
   struct json *process = json_get(c->spec, "process");
   if (!process) return fail(err, "config", EINVAL, "the runtime spec has no process");
   if (!json_arr(process, "args") || json_arr(process, "args")->len == 0) return fail(err, "config", EINVAL, "process.args is empty");
+  /* invalid capability names fail create, not the process after start (runtime-spec: an error
+   * for any value that cannot be mapped to a kernel interface) */
+  static const char *const CAP_SETS[] = { "bounding", "effective", "inheritable", "permitted", "ambient" };
+  for (size_t i = 0; i < sizeof CAP_SETS / sizeof CAP_SETS[0]; i++) {
+    uint64_t ignored;
+    if (caps_from_spec(json_get(process, "capabilities"), CAP_SETS[i], &ignored, err)) return -1;
+  }
 
   // === namespaces: clone flags, and the pid namespace to join before clone
   struct json *nss = json_arr(json_get(c->spec, "linux"), "namespaces");
@@ -193,6 +202,34 @@ static void write_exit_file(const char *path, int code, int sig) {
   unlink(tmp);
 }
 
+/* runc --console-socket: the pty master goes to whoever listens on `path` (SCM_RIGHTS, with the
+ * pty's name as the data, like runc's utils.SendFd); the monitor then keeps no copy of it. */
+static int send_console(const char *path, int master) {
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -1;
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  if (strlen(path) >= sizeof sa.sun_path) { close(s); errno = ENAMETOOLONG; return -1; }
+  strcpy(sa.sun_path, path);
+  if (connect(s, (struct sockaddr *)&sa, sizeof sa) < 0) { int e = errno; close(s); errno = e; return -1; }
+  char name[128] = "/dev/ptmx";
+  if (ptsname_r(master, name, sizeof name) != 0) strcpy(name, "/dev/ptmx");
+  struct iovec iov = { name, strlen(name) };
+  union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl;
+  memset(&ctl, 0, sizeof ctl);
+  struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cm), &master, sizeof(int));
+  ssize_t w;
+  do w = sendmsg(s, &mh, MSG_NOSIGNAL); while (w < 0 && errno == EINTR);
+  int e = errno;
+  close(s);
+  errno = e;
+  return w < 0 ? -1 : 0;
+}
+
 static const int FORWARDED[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGALRM };
 
 /* The monitor: relays child messages, answers control messages, forwards signals, reports exit. */
@@ -233,6 +270,18 @@ static int monitor(struct ctx *c, pid_t pid, int sync_fd, int sigfd) {
       size_t len = 0;
       int passed = -1;
       int rc = proto_recv_fd(sync_fd, &raw, &len, &passed);
+      if (rc > 0 && passed >= 0 && strstr(raw, "\"kind\":\"terminal\"") && c->console_socket) {
+        if (send_console(c->console_socket, passed) < 0) {
+          char m[PATH_MAX + 128];
+          snprintf(m, sizeof m, "sending the pty master to the console socket %s", c->console_socket);
+          proto_send_error(PROTO_FD, "terminal", errno, m);
+          had_error = true;
+          kill(pid, SIGKILL);
+        }
+        close(passed);
+        free(raw);
+        continue;
+      }
       if (rc > 0 && passed >= 0 && strstr(raw, "\"kind\":\"terminal\"")) {
         if (master >= 0) close(master);
         master = passed;

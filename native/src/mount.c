@@ -307,6 +307,22 @@ static unsigned long propagation_flag(const char *name) {
   return 0;
 }
 
+/* MS_PRIVATE on the mount point holding `path`: `path` itself, else the nearest ancestor that is one. */
+static int make_parent_mount_private(const char *path, struct herr *err) {
+  char tmp[PATH_MAX];
+  if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) return fail(err, "propagation", ENAMETOOLONG, "rootfs path too long");
+  for (;;) {
+    if (mount(NULL, tmp, NULL, MS_PRIVATE, NULL) == 0) return 0;
+    if (errno != EINVAL) return fail(err, "propagation", errno, "making the mount of %s private", tmp);
+    char *slash = strrchr(tmp, '/');
+    if (!slash || slash == tmp) {
+      if (mount(NULL, "/", NULL, MS_PRIVATE, NULL) == 0) return 0;
+      return fail(err, "propagation", errno, "making / private");
+    }
+    *slash = 0;
+  }
+}
+
 int setup_rootfs(struct ctx *c, struct herr *err) {
   struct json *linux_ = json_get(c->spec, "linux");
   bool userns = false;
@@ -318,6 +334,11 @@ int setup_rootfs(struct ctx *c, struct herr *err) {
   unsigned long pflag = prop ? propagation_flag(prop) : MS_SLAVE | MS_REC;
   if (prop && !pflag) return fail(err, "propagation", EINVAL, "unknown linux.rootfsPropagation %s", prop);
   if (mount(NULL, "/", NULL, pflag | MS_REC, NULL) < 0) return fail(err, "propagation", errno, "making / %s", prop ? prop : "rslave");
+
+  // === pivot_root refuses a new root (or its parent mount) that is shared: with a shared
+  // rootfsPropagation the mount holding the rootfs becomes private again (crun's
+  // make_parent_mount_private); the mounts below it keep the asked propagation
+  if ((pflag & MS_SHARED) && make_parent_mount_private(c->rootfs, err)) return -1;
 
   // === the root filesystem becomes a mount point of its own, required by pivot_root
   if (mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) return fail(err, "rootfs", errno, "bind-mounting the rootfs %s", c->rootfs);

@@ -8,7 +8,7 @@
  * TS -> helper
  *   {"kind":"config", "bundle":DIR, "configPath":PATH? | "config":{...spec}?,
  *    "cgroupProcs":[PATH...]?, "waitStart":BOOL?, "execFifo":PATH?, "init":BOOL?,
- *    "exitFile":PATH?, "preserveFds":N?, "exec":BOOL?}       exactly once, first
+ *    "exitFile":PATH?, "preserveFds":N?, "exec":BOOL?, "consoleSocket":PATH?}       exactly once, first
  *   {"kind":"mapping-written"}     after answering a mapping-request
  *   {"kind":"start"}               releases a container created with waitStart and no execFifo
  *   {"kind":"hooks-done", "state":TEXT, "startState":TEXT}   after running prestart + createRuntime
@@ -25,7 +25,8 @@
  *   {"kind":"exit", "exitCode":N, "signal":NAME?}  the container's first process ended
  *
  * With process.terminal the child sends the pty master to the monitor ({"kind":"terminal"} with
- * SCM_RIGHTS on the private socket); the monitor relays its own stdin/stdout to it.
+ * SCM_RIGHTS on the private socket); the monitor relays its own stdin/stdout to it, or, with
+ * consoleSocket, sends it to that unix socket (SCM_RIGHTS, as runc) and keeps no copy.
  *
  * Steps are listed in SetupStep in protocol.ts; keep both lists identical.
  * The child side talks to the monitor over a private socketpair with the same framing; the

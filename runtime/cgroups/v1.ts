@@ -5,6 +5,7 @@ import { applyBlkioV1, ioStatsV1 } from './controllers/blkio.js';
 import { applyCpuV1, cpuStatsV1 } from './controllers/cpu.js';
 import { applyCpuset, inheritCpusetV1 } from './controllers/cpuset.js';
 import { applyDevicesV1 } from './controllers/devices.js';
+import { applyHugetlb } from './controllers/hugetlb.js';
 import { freezeV1 } from './controllers/freezer.js';
 import { applyMemoryV1, memoryStatsV1 } from './controllers/memory.js';
 import { applyPids, pidsStats } from './controllers/pids.js';
@@ -21,7 +22,7 @@ function chainBelow(base: string, dir: string): string[] {
 }
 
 /** The v1 controllers tsbuild uses. */
-export const V1_CONTROLLERS = ['cpu', 'cpuacct', 'cpuset', 'memory', 'pids', 'blkio', 'freezer', 'devices'] as const;
+export const V1_CONTROLLERS = ['cpu', 'cpuacct', 'cpuset', 'memory', 'pids', 'blkio', 'freezer', 'devices', 'hugetlb'] as const;
 
 /** Where one v1 controller lives: the hierarchy's directory of the runtime's own cgroup, and ours. */
 export interface V1Hierarchy { controller: string; base: string; dir: string }
@@ -79,6 +80,8 @@ export class V1CgroupManager implements CgroupManager {
     }
     if (pids) jobs.push(async () => applyPids(this.fs, requireController(this.dir('pids'), 'pids'), pids));
     if (blockIO) jobs.push(async () => applyBlkioV1(this.fs, requireController(this.dir('blkio'), 'blkio'), blockIO));
+    const huge = r.hugepageLimits;
+    if (huge?.length) jobs.push(async () => applyHugetlb(this.fs, requireController(this.dir('hugetlb'), 'hugetlb'), huge, 1));
     const dev = this.dir('devices');
     if (devices?.length && dev) jobs.push(async () => applyDevicesV1(this.fs, dev, devices));
     await Promise.all(jobs.map((j) => j()));

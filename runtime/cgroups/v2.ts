@@ -5,6 +5,7 @@ import { applyCpuV2, cpuStatsV2 } from './controllers/cpu.js';
 import { applyCpuset } from './controllers/cpuset.js';
 import { freezeV2 } from './controllers/freezer.js';
 import { applyMemoryV2, memoryStatsV2 } from './controllers/memory.js';
+import { applyHugetlb } from './controllers/hugetlb.js';
 import { applyPids, pidsStats } from './controllers/pids.js';
 import { readOptional, setFile } from './controllers/util.js';
 import { makeDirs, readProcs, removeEmptyParents, removeLeaf, signalAll } from './common.js';
@@ -62,6 +63,7 @@ export class V2CgroupManager implements CgroupManager {
     }
     if (r.pids) { this.need('pids'); await applyPids(this.fs, this.dir, r.pids); }
     if (r.blockIO) { this.need('io'); await applyIoV2(this.fs, this.dir, r.blockIO); }
+    if (r.hugepageLimits?.length) { this.need('hugetlb'); await applyHugetlb(this.fs, this.dir, r.hugepageLimits, 2); }
     for (const [k, v] of Object.entries(r.unified ?? {})) {
       if (k.includes('/') || k.startsWith('.')) throw new RuntimeError('INVALID_RESOURCE', `invalid unified cgroup key ${k}`);
       await setFile(this.fs, this.dir, k, v);

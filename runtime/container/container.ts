@@ -48,6 +48,12 @@ export interface CreateOptions {
   cgroupName?: string;
   /** Write the container's host pid here (runc --pid-file). */
   pidFile?: string;
+  /**
+   * runc --console-socket: with process.terminal, the pty master is sent to the unix socket at
+   * this path (SCM_RIGHTS) instead of being relayed by the helper; then a terminal container may
+   * be created detached.
+   */
+  consoleSocket?: string;
   /** Run a pid-1 reaper that reaps zombies and forwards signals (docker run --init). */
   init?: boolean;
   /** Keep the helper attached (default); `detach` lets the calling process exit after create. */
@@ -116,6 +122,11 @@ async function readSpec(bundle: string): Promise<SpecLike> {
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new RuntimeError('INVALID_SPEC', `${path} is not a JSON object`, { step: 'config' });
   const s = spec as SpecLike;
   if (!s.process || !Array.isArray(s.process.args) || s.process.args.length === 0) throw new RuntimeError('INVALID_SPEC', `${path}: process.args is empty`, { step: 'config' });
+  // runtime-spec: an error for invalid values; a version this runtime does not implement is one
+  const v = (spec as { ociVersion?: unknown }).ociVersion;
+  if (v !== undefined && (typeof v !== 'string' || !/^1\.\d+\.\d+(-[0-9A-Za-z.+-]+)?(\+[0-9A-Za-z.-]+)?$/.test(v))) {
+    throw new RuntimeError('INVALID_SPEC', `${path}: ociVersion ${JSON.stringify(v)} is not a runtime-spec 1.x version`, { step: 'config' });
+  }
   return s;
 }
 
@@ -356,7 +367,8 @@ async function createInternal(opts: CreateOptions, waitStart: boolean): Promise<
   const spec = await readSpec(bundle);
   const hooks = hooksFromSpec(spec.hooks);
   // the monitor relays the pty to its own stdio, which a detached create leaves behind
-  if (spec.process?.terminal && opts.detach) throw new RuntimeError('NOT_SUPPORTED', 'process.terminal needs an attached container (use run)', { step: 'terminal' });
+  if (spec.process?.terminal && opts.detach && !opts.consoleSocket) throw new RuntimeError('NOT_SUPPORTED', 'process.terminal needs a console socket or an attached container (use run)', { step: 'terminal' });
+  if (opts.consoleSocket && !spec.process?.terminal) throw new RuntimeError('INVALID_SPEC', 'a console socket needs process.terminal in config.json', { step: 'terminal' });
   const p = statePaths(opts.stateRoot, opts.id);
   await fsp.mkdir(opts.stateRoot, { recursive: true, mode: 0o711 });
   try {
@@ -386,6 +398,7 @@ async function createInternal(opts: CreateOptions, waitStart: boolean): Promise<
       config: {
         bundle, configPath: 'config.json', cgroupProcs: cgroupProcs(opts.cgroup), waitStart, init: opts.init ?? false, exitFile: p.exit,
         ...(waitStart ? { execFifo: p.fifo } : {}),
+        ...(opts.consoleSocket ? { consoleSocket: resolve(opts.consoleSocket) } : {}),
       },
       ...(opts.io?.stdin !== undefined ? { stdin: opts.io.stdin } : {}),
       ...(opts.io?.stdout !== undefined ? { stdout: opts.io.stdout } : {}),

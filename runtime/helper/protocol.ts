@@ -38,6 +38,8 @@ export interface ConfigMessage {
   preserveFds?: number;
   /** Join an existing container (its namespaces by path in the spec): no rootfs setup. */
   exec?: boolean;
+  /** runc --console-socket: with process.terminal, the pty master is sent to this unix socket (SCM_RIGHTS). */
+  consoleSocket?: string;
 }
 /** Answer to a mapping-request: /proc/PID/{uid,gid}_map are written. */
 export interface MappingWrittenMessage { kind: 'mapping-written' }

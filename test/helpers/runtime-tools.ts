@@ -217,11 +217,15 @@ export interface ProgramRun {
   readonly ms: number;
 }
 
-/** Runs one validation program with `RUNTIME=runtime` in `work`; a program past `timeoutMs` is killed (counted as exit 124). */
-export function runProgram(tools: string, program: string, runtime: string, work: string, timeoutMs: number): Promise<ProgramRun> {
+/**
+ * Runs one validation program with `RUNTIME=runtime` in `work` (TMPDIR=`tmp`: the bundles the
+ * programs make, and sometimes leave, go there); a program past `timeoutMs` is killed (counted as
+ * exit 124).
+ */
+export function runProgram(tools: string, program: string, runtime: string, work: string, tmp: string, timeoutMs: number): Promise<ProgramRun> {
   const t0 = Date.now();
   return new Promise((resolve) => {
-    execFile(join(tools, program), [], { cwd: work, env: { ...process.env, RUNTIME: runtime }, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+    execFile(join(tools, program), [], { cwd: work, env: { ...process.env, RUNTIME: runtime, TMPDIR: tmp }, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 124) : 0;
       resolve({ program, exitCode: code, stdout: String(stdout), stderr: String(stderr), ms: Date.now() - t0 });
     });

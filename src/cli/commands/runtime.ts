@@ -62,12 +62,13 @@ function wantsTerminal(bundle: string): boolean {
   }
 }
 
-interface CreateFlags { bundle: string; pidFile?: string; init?: boolean; cgroups: boolean }
+interface CreateFlags { bundle: string; pidFile?: string; consoleSocket?: string; init?: boolean; cgroups: boolean }
 
 function addCreateFlags(c: Command): Command {
   return c
     .option('-b, --bundle <dir>', 'bundle directory (config.json + rootfs)', '.')
     .option('--pid-file <file>', 'write the container pid to this file')
+    .option('--console-socket <path>', 'with process.terminal: send the pty master to this unix socket (SCM_RIGHTS, as runc)')
     .option('--init', 'run a pid-1 reaper that forwards signals (docker run --init)')
     .option('--no-cgroups', 'do not create a cgroup for the container (no limits, no pause)');
 }
@@ -77,7 +78,12 @@ function addCreateFlags(c: Command): Command {
  * `<store root>/runtime/<id>/`; `state` prints the runtime-spec state JSON.
  */
 export function register(cmd: Command, ctx: () => CliContext): void {
-  cmd.description('OCI runtime (runc-compatible verbs) on a bundle').enablePositionalOptions();
+  cmd
+    .description('OCI runtime (runc-compatible verbs) on a bundle')
+    .enablePositionalOptions()
+    // runc's global flags, as OCI callers pass them; the state lives under the global --root store
+    .option('--log <file>', 'accepted for runc compatibility; errors go to stderr')
+    .option('--log-format <format>', 'accepted for runc compatibility (text or json); ignored');
 
   addCreateFlags(cmd.command('create').argument('<id>').description('create a container from a bundle; it waits for start')).action(async (id: string, o: CreateFlags) => {
     const c = ctx();
@@ -85,7 +91,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     const cgroup = o.cgroups ? await newCgroupManager(cgName) : undefined;
     const created = await createContainer({
       id, bundle: o.bundle, stateRoot: stateRootOf(c), detach: true, logger: c.logger,
-      ...(cgroup ? { cgroup, cgroupName: cgName } : {}), ...(o.pidFile ? { pidFile: o.pidFile } : {}), ...(o.init ? { init: true } : {}),
+      ...(cgroup ? { cgroup, cgroupName: cgName } : {}), ...(o.pidFile ? { pidFile: o.pidFile } : {}), ...(o.consoleSocket ? { consoleSocket: o.consoleSocket } : {}), ...(o.init ? { init: true } : {}),
     });
     void created;
   });
@@ -126,7 +132,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     if (raw) process.stdin.setRawMode(true);
     const r = await runContainer({
       id, bundle: o.bundle, stateRoot: stateRootOf(c), logger: c.logger, signal: ac.signal, forwardSignals: true,
-      ...(cgroup ? { cgroup, cgroupName: cgName } : {}), ...(o.pidFile ? { pidFile: o.pidFile } : {}), ...(o.init ? { init: true } : {}),
+      ...(cgroup ? { cgroup, cgroupName: cgName } : {}), ...(o.pidFile ? { pidFile: o.pidFile } : {}), ...(o.consoleSocket ? { consoleSocket: o.consoleSocket } : {}), ...(o.init ? { init: true } : {}),
     }).finally(() => {
       if (raw) process.stdin.setRawMode(false);
     });
