@@ -23,12 +23,13 @@ import { DockerfileError } from '../dockerfile/errors.js';
 import { commitUpper, type CommittedLayer } from '../exec/commit.js';
 import { applyCopy, applyWorkdir, type CopyInput, type FetchedSource } from '../exec/copy.js';
 import { forwardAgent } from '../exec/ssh-forward.js';
+import { contextView } from '../exec/context-view.js';
 import { checkoutGit, downloadUrl, isHttpSource, parseChecksum, parseGitSource, resolveGitCommit } from '../exec/remote-source.js';
 import { resolveInRoot } from '../exec/root-path.js';
 import { BuildError } from '../exec/errors.js';
 import type { ActiveSnapshot, ExecMount, Executor, ImageResolver, Snapshotter } from '../exec/types.js';
 import type { ResolvedMount } from '../convert/resolve.js';
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { cacheKey, platformString, type Op } from '../graph/op.js';
@@ -484,15 +485,11 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
       } else if (m.type === 'bind') {
         let source: string;
         if (m.fromSource.kind === 'context') {
-          // symlinks are followed only inside the context
-          source = (await resolveInRoot(o.context.root, posix.normalize('/' + (m.source || '.')))).host;
-          if (!m.readOnly) {
-            // writes to a read-write bind are discarded: give the RUN a private copy
-            const d = await mkdtemp(join(tmpdir(), 'tsbuild-bind-'));
-            cleanup.push(() => rm(d, { recursive: true, force: true }));
-            await cp(source, join(d, 'src'), { recursive: true, verbatimSymlinks: true });
-            source = join(d, 'src');
-          }
+          // only what .dockerignore lets through is visible (symlinks followed inside the
+          // context only); a read-write bind gets a private copy whose writes are discarded
+          const d = await mkdtemp(join(tmpdir(), 'tsbuild-bind-'));
+          cleanup.push(() => rm(d, { recursive: true, force: true }));
+          source = await contextView(o.context, m.source || '.', join(d, 'src'), !m.readOnly);
         } else {
           const img = m.fromSource.kind === 'stage' ? (await stageResult(m.fromSource.index)).image : await imageInput(m.fromSource.ref);
           const s = await o.snapshotter.prepare(img, signal);
@@ -564,13 +561,16 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
           throw new BuildError('COPY_FAILED', `${name}: ${(e as Error).message}`, { cause: e, location: step.location, step: name });
         }
       }
-      return await commitUpper(snap.upper, o.content, {
+      const layer = await commitUpper(snap.upper, o.content, {
         runtimePaths,
         excludeEtcFiles: step.kind === 'RUN',
         ...(o.sourceDateEpoch !== undefined ? { sourceDateEpoch: o.sourceDateEpoch } : {}),
         compression,
         ...(o.compressionLevel !== undefined && compression !== 'none' ? { level: o.compressionLevel } : {}),
       });
+      // the upper is exactly the layer (no RUN exclusions, no clamped times): the next step may mount it as is
+      if (layer && step.kind !== 'RUN' && o.sourceDateEpoch === undefined) await snap.keepAsLayer?.(layer.diffId).catch(() => undefined);
+      return layer;
     } catch (e) {
       if (e instanceof BuildError) throw e;
       if (signal.aborted) throw new BuildError('CANCELED', `${name}: canceled`, { cause: e, step: name });
