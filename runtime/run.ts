@@ -389,7 +389,8 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
       ...(opts.domainname ? { domainname: opts.domainname } : {}), extraHosts,
     }));
     await fsp.writeFile(etcFiles.resolvConf, resolvConfContent(await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => ''), {
-      hostNetwork: opts.network === 'host', servers: opts.dns ?? [], search: opts.dnsSearch ?? [], options: opts.dnsOptions ?? [],
+      // without a network of its own (host, none) the host's resolvers are kept as they are
+      hostNetwork: !cniNetwork, servers: opts.dns ?? [], search: opts.dnsSearch ?? [], options: opts.dnsOptions ?? [],
     }));
     // the other containers of a user network learn this one's name (and it theirs)
     if (cniNetwork) await announceNetwork(opts.root, cniNetwork);

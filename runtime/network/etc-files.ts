@@ -47,7 +47,7 @@ export interface DnsOptions {
   servers?: readonly string[];
   search?: readonly string[];
   options?: readonly string[];
-  /** Host networking: the host's local resolvers are reachable and kept. */
+  /** Host networking (or none): the host's local resolvers are kept, and the host's file as is when nothing is overridden. */
   hostNetwork?: boolean;
 }
 
@@ -58,6 +58,7 @@ export interface DnsOptions {
  * --dns-option the options. Other lines of the host's file are kept.
  */
 export function resolvConfContent(hostText: string, o: DnsOptions = {}): string {
+  if (o.hostNetwork && !o.servers?.length && !o.search?.length && !o.options?.length) return hostText;
   const lines = hostText.split('\n');
   const keep: string[] = [];
   let servers: string[] = [];

@@ -8,10 +8,11 @@ describe('network/etc-files', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tsbuild-etcfiles-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('resolv.conf: loopback nameservers dropped (docker falls back to 8.8.8.8/8.8.4.4), kept with host networking', () => {
+  it('resolv.conf: loopback nameservers dropped (docker falls back to 8.8.8.8/8.8.4.4), kept verbatim with host networking or none', () => {
     const host = '# generated\nnameserver 127.0.0.53\nsearch lan\noptions edns0\n';
     expect(resolvConfContent(host)).toBe('# generated\nsearch lan\nnameserver 8.8.8.8\nnameserver 8.8.4.4\noptions edns0\n');
-    expect(resolvConfContent(host, { hostNetwork: true })).toBe('# generated\nsearch lan\nnameserver 127.0.0.53\noptions edns0\n');
+    expect(resolvConfContent(host, { hostNetwork: true })).toBe(host);
+    expect(resolvConfContent(host, { hostNetwork: true, options: ['ndots:1'] })).toBe('# generated\nsearch lan\nnameserver 127.0.0.53\noptions ndots:1\n');
     expect(resolvConfContent('nameserver 10.0.0.2\nnameserver ::1\ndomain corp\n')).toBe('search corp\nnameserver 10.0.0.2\n');
   });
 
