@@ -6,9 +6,9 @@
  * owner. `--chmod` applies to everything copied. Parent directories COPY creates belong to the
  * `--chown` owner, as in buildkit.
  */
-import { chmod, chown, copyFile, lchown, link, lstat, lutimes, mkdir, mkdtemp, readdir, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { spawn, spawnSync } from 'node:child_process';
-import { createReadStream, openSync, readSync, closeSync, type Stats } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, createReadStream, lchownSync, linkSync, lstatSync, openSync, readlinkSync, readSync, closeSync, rmSync, symlinkSync, utimesSync, lutimesSync, mkdirSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -98,7 +98,7 @@ async function contextRoots(context: BuildContext, selected: readonly SelectedSo
         for (const e of s.entries) {
           if (e.path === r.path || !e.path.startsWith(prefix)) continue;
           const h = join(context.root, e.path);
-          out.push({ host: h, rel: e.path.slice(prefix.length), st: await lstat(h) });
+          out.push({ host: h, rel: e.path.slice(prefix.length), st: lstatSync(h) });
         }
         return out;
       };
@@ -243,45 +243,64 @@ export async function applyCopy(step: CopyStep, destRoot: string, input: CopyInp
     return st?.isDirectory() ? posix.join(r.path, name) : dest;
   };
 
-  const own = async (host: string, st: Stats | undefined, isLink: boolean) => {
+  const own = (host: string, st: Stats | undefined, isLink: boolean) => {
     const uid = owner ? owner.uid : input.kind === 'context' ? 0 : st!.uid;
     const gid = owner ? owner.gid : input.kind === 'context' ? 0 : st!.gid;
-    if (isLink) await lchown(host, uid, gid);
-    else await chown(host, uid, gid);
+    if (isLink) lchownSync(host, uid, gid);
+    else chownSync(host, uid, gid);
   };
 
+  /**
+   * Host paths of the destination directories made or resolved so far: a directory's items
+   * share one lookup. Nothing but this step writes the root meanwhile, and an item that
+   * replaces a path drops its entry.
+   */
+  const parents = new Map<string, string>();
+  const parentDir = async (dir: string): Promise<string> => {
+    let h = parents.get(dir);
+    if (h === undefined) {
+      h = await mkdirAllInRoot(destRoot, dir, parentOwner);
+      parents.set(dir, h);
+    }
+    return h;
+  };
+
+  // Synchronous file system calls per item: a COPY of thousands of small files costs more
+  // through the thread pool (one round trip per call) than it blocks the event loop.
+  const lstatOrUndefined = (p: string): Stats | undefined => lstatSync(p, { throwIfNoEntry: false });
   const writeItem = async (target: string, it: Item) => {
-    const parent = await mkdirAllInRoot(destRoot, posix.dirname(target), parentOwner);
+    const parent = await parentDir(posix.dirname(target));
     const host = join(parent, posix.basename(target));
-    const existing = await lstat(host).catch(() => undefined);
+    parents.delete(target);
+    const existing = lstatOrUndefined(host);
     if (it.st.isDirectory()) {
-      if (existing && !existing.isDirectory()) await rm(host, { force: true });
-      if (!existing || !existing.isDirectory()) await mkdir(host);
-      await own(host, it.st, false);
-      await chmod(host, mode ?? it.st.mode & 0o7777);
+      if (existing && !existing.isDirectory()) rmSync(host, { force: true });
+      if (!existing || !existing.isDirectory()) mkdirSync(host);
+      own(host, it.st, false);
+      chmodSync(host, mode ?? it.st.mode & 0o7777);
       dirTimes.push({ host, st: it.st });
       return;
     }
     if (existing?.isDirectory()) throw new BuildError('COPY_FAILED', `cannot copy ${it.rel || posix.basename(it.host)} to ${target}: it is a directory`);
-    if (existing) await rm(host, { force: true });
+    if (existing) rmSync(host, { force: true });
     if (it.st.isSymbolicLink()) {
-      await symlink(await readlink(it.host), host);
-      await own(host, it.st, true);
-      await lutimes(host, it.st.atime, it.st.mtime);
+      symlinkSync(readlinkSync(it.host), host);
+      own(host, it.st, true);
+      lutimesSync(host, it.st.atime, it.st.mtime);
       return;
     }
     if (!it.st.isFile()) return; // sockets, devices and fifos of a context are skipped
     const id = `${it.st.dev}:${it.st.ino}`;
     const first = it.st.nlink > 1 ? links.get(id) : undefined;
     if (first) {
-      await link(first, host);
+      linkSync(first, host);
       return;
     }
     if (it.st.nlink > 1) links.set(id, host);
-    await copyFile(it.host, host);
-    await own(host, it.st, false);
-    await chmod(host, mode ?? it.st.mode & 0o7777);
-    await utimes(host, it.st.atime, it.st.mtime);
+    copyFileSync(it.host, host);
+    own(host, it.st, false);
+    chmodSync(host, mode ?? it.st.mode & 0o7777);
+    utimesSync(host, it.st.atime, it.st.mtime);
   };
 
   for (const r of roots) {

@@ -23,6 +23,13 @@ export interface ActiveSnapshot {
   readonly upper: string;
   /** Unmounts and removes everything `prepare` made. Idempotent; MUST be called. */
   release(): Promise<void>;
+  /**
+   * Optional: the upper directory was just committed, unfiltered, as the layer with this
+   * diffId. The snapshotter may keep it as that layer's unpacked snapshot (the next step
+   * then mounts it instead of unpacking the layer again). Called at most once, before
+   * `release`; the snapshot MUST NOT be written after it.
+   */
+  keepAsLayer?(diffId: string): Promise<void>;
 }
 
 /** Makes {@link ActiveSnapshot}s. */

@@ -32,6 +32,7 @@ const runtime = (() => {
     createContainer: typeof import('../../../runtime/container/container.js').createContainer;
     processStartTime: typeof import('../../../runtime/container/state.js').processStartTime;
     prepareRootfs: typeof import('../../../runtime/rootfs/prepare.js').prepareRootfs;
+    unmount: typeof import('../../../runtime/rootfs/prepare.js').unmount;
     SnapshotStore: typeof import('../../../runtime/rootfs/snapshots.js').SnapshotStore;
     reapStaleContainers: typeof import('../../../runtime/run.js').reapStaleContainers;
     specFromImage: typeof import('../../../runtime/spec/from-image.js').specFromImage;
@@ -52,6 +53,7 @@ const runtime = (() => {
         createContainer: ct.createContainer,
         processStartTime: st.processStartTime,
         prepareRootfs: pr.prepareRootfs,
+        unmount: pr.unmount,
         SnapshotStore: sn.SnapshotStore,
         reapStaleContainers: rn.reapStaleContainers,
         specFromImage: sp.specFromImage,
@@ -129,8 +131,9 @@ export class RuntimeSnapshotter implements Snapshotter {
   constructor(private readonly root: string, private readonly log: Logger = nullLogger, private readonly opts: BuildRuntimeOptions = {}) {}
 
   async prepare(image: Image, signal?: AbortSignal): Promise<RuntimeSnapshot> {
-    const { SnapshotStore, reapStaleContainers, prepareRootfs, processStartTime } = await runtime();
+    const { SnapshotStore, reapStaleContainers, prepareRootfs, processStartTime, unmount } = await runtime();
     this.layers ??= new SnapshotStore(this.root);
+    const layers = this.layers;
     if (!this.reaped) {
       this.reaped = true;
       await reapStaleContainers(this.root, this.log);
@@ -147,6 +150,17 @@ export class RuntimeSnapshotter implements Snapshotter {
         dir,
         rootfs: fs.rootfs,
         upper: fs.upper,
+        // the committed upper becomes the layer's shared snapshot (overlay form already), as
+        // containerd's overlay snapshotter does: no unpack of the new layer by the next step
+        keepAsLayer: async (diffId: string) => {
+          if (released) return;
+          const target = layers.pathFor(diffId);
+          if (await fsp.stat(target).then(() => true, () => false)) return;
+          unmount(fs.rootfs);
+          await fsp.mkdir(layers.dir, { recursive: true });
+          // a snapshot that appeared meanwhile wins (rename fails); release removes our upper then
+          await fsp.rename(fs.upper, target).catch(() => undefined);
+        },
         release: async () => {
           if (released) return;
           released = true;
