@@ -3,13 +3,13 @@
  * created or looked up, anonymous ones made, an empty volume gets the image's content at its
  * target copied up (docker's copy-up), and every mount is described for the container record.
  */
-import { promises as fsp, statSync, type Stats } from 'node:fs';
-import { join, posix } from 'node:path';
-import { mknod, S_IFBLK, S_IFCHR, S_IFIFO, splitDev } from '../../src/util/libc.js';
+import { promises as fsp, statSync } from 'node:fs';
+import { posix } from 'node:path';
 import type { MountRecord } from '../container/records.js';
 import type { Mount } from '../spec/types.js';
 import { VolumeError } from './errors.js';
-import { closeFd, fdPath, mkdirAllInRoot, O, openInRoot, openRootDir } from './in-root.js';
+import { closeFd, mkdirAllInRoot, openRootDir } from './in-root.js';
+import { statIn, walk, writeItems } from './tree.js';
 import type { MountRequest } from './mount-spec.js';
 import { ANONYMOUS_LABEL, createVolume, ensureVolume, removeAnonymousVolumes } from './store.js';
 
@@ -124,69 +124,25 @@ export async function planMounts(root: string, rootfs: string, requests: readonl
 /**
  * Docker's copy-up: when the volume directory `volumeDir` is empty and `target` is a directory
  * in the container's root, its content (ownership, modes, times, symlinks, hardlinks, devices)
- * is copied into the volume and the volume root takes the directory's owner and mode. `target`
- * is resolved inside the root with openat2(RESOLVE_IN_ROOT): a symlink there pointing at a host
- * path (CVE-2021-30465 class) names the container's own file, never the host's.
+ * is copied into the volume and the volume root takes the directory's owner and mode. Both
+ * sides are walked through in-root fds: a symlink at `target` pointing at a host path
+ * (CVE-2021-30465 class) names the container's own directory, and another container sharing
+ * the volume cannot redirect the writes out of it by swapping in symlinks.
  */
 export async function copyUp(rootfs: string, target: string, volumeDir: string): Promise<boolean> {
   if ((await fsp.readdir(volumeDir)).length) return false;
   const rootFd = openRootDir(rootfs);
-  let fd: number | undefined;
+  let volFd: number | undefined;
   try {
-    try {
-      fd = openInRoot(rootFd, target, O.PATH | O.DIRECTORY);
-    } catch {
-      return false; // missing, or not a directory: nothing to copy
-    }
-    // the resolved directory, by its fd: nothing runs in the container yet to move it
-    const src = fdPath(fd);
-    await copyTree(src, volumeDir, new Map());
-    const st = await fsp.stat(src);
+    const st = statIn(rootFd, target, true);
+    if (!st?.isDirectory()) return false; // missing, or not a directory: nothing to copy
+    volFd = openRootDir(volumeDir);
+    await writeItems(volFd, walk(rootFd, target, true, 'the image'), (rel) => `/${rel}`, { owner: 'keep', what: `volume ${volumeDir}` });
     await fsp.chown(volumeDir, st.uid, st.gid);
     await fsp.chmod(volumeDir, st.mode & 0o7777);
     return true;
   } finally {
-    closeFd(fd);
+    closeFd(volFd);
     closeFd(rootFd);
   }
-}
-
-/** Copies the children of `src` into the existing directory `dst`, keeping metadata. */
-async function copyTree(src: string, dst: string, links: Map<string, string>): Promise<void> {
-  for (const name of await fsp.readdir(src)) {
-    const s = join(src, name);
-    const d = join(dst, name);
-    const st = await fsp.lstat(s);
-    await copyEntry(s, d, st, links);
-  }
-}
-
-async function copyEntry(s: string, d: string, st: Stats, links: Map<string, string>): Promise<void> {
-  if (st.isDirectory()) {
-    await fsp.mkdir(d);
-    await copyTree(s, d, links);
-  } else if (st.isSymbolicLink()) {
-    await fsp.symlink(await fsp.readlink(s), d);
-    await fsp.lchown(d, st.uid, st.gid);
-    await fsp.lutimes(d, st.atime, st.mtime);
-    return;
-  } else {
-    const key = `${st.dev}:${st.ino}`;
-    const first = st.nlink > 1 ? links.get(key) : undefined;
-    if (first) {
-      await fsp.link(first, d);
-      return;
-    }
-    if (st.isFile()) await fsp.copyFile(s, d, fsp.constants.COPYFILE_EXCL);
-    else {
-      const type = st.isFIFO() ? S_IFIFO : st.isCharacterDevice() ? S_IFCHR : st.isBlockDevice() ? S_IFBLK : undefined;
-      if (type === undefined) return; // sockets are not copied (docker's tar skips them too)
-      const { major, minor } = splitDev(st.rdev);
-      mknod(d, type, st.mode & 0o7777, major, minor);
-    }
-    if (st.nlink > 1) links.set(key, d);
-  }
-  await fsp.lchown(d, st.uid, st.gid);
-  await fsp.chmod(d, st.mode & 0o7777);
-  await fsp.utimes(d, st.atime, st.mtime);
 }
