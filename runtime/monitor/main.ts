@@ -253,7 +253,7 @@ class Monitor {
       }
       await this.health?.stop();
       this.health = undefined;
-      await Promise.race([Promise.all(run.piped), sleep(2000)]);
+      await Promise.race([Promise.all(run.piped), new Promise((r) => setTimeout(r, 2000).unref())]);
       const code = result ? exitCodeOf(result) : 255;
       this.endSessions(code);
       this.run = undefined;
