@@ -8,6 +8,7 @@
 import { mkdir } from 'node:fs/promises';
 import { busyboxRootfs, debianRootfs, debianUnavailable, testCacheDir } from './base-images.js';
 import { dropGoBuildCaches, goTool } from './go-tools.js';
+import { referrersRegistryBinary } from './referrers-registry.js';
 
 export default async function setup(): Promise<() => Promise<void>> {
   await mkdir(testCacheDir(), { recursive: true });
@@ -31,6 +32,9 @@ export default async function setup(): Promise<() => Promise<void>> {
   // the first time, then cached), then cosign v3 and trivy, one at a time so they do not compete for
   // the 2 cores. goTool prints "skip: …" itself when a tool cannot be built.
   for (const t of ['cosign', 'cosign3', 'trivy'] as const) await goTool(t);
+  // the registry with the OCI referrers API (go-containerregistry's; distribution has none)
+  const rr = await referrersRegistryBinary();
+  if (rr.skip) console.warn(`skip: ${rr.skip}`);
   await dropGoBuildCaches();
   const ms = Date.now() - started;
   if (ms > 2000) console.warn(`global-setup: base images ready in ${(ms / 1000).toFixed(1)} s`);

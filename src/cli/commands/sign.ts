@@ -4,6 +4,7 @@ import type { CliContext } from '../context.js';
 import type { Descriptor } from '../../oci/descriptor.js';
 import type { Digest } from '../../oci/digest.js';
 import type { Image } from '../../oci/image.js';
+import { MediaTypes } from '../../oci/media-types.js';
 import { formatReference, parseReference, withDigest, withTag, type Reference } from '../../oci/reference.js';
 import { SignError, type SignErrorCode } from '../../sign/errors.js';
 import { readPrivateKey, verifierFromKey, type Signer } from '../../sign/keys.js';
@@ -179,6 +180,9 @@ export async function pushBundle(repo: Reference, subject: Descriptor, bundle: U
   return { ref: target, descriptor };
 }
 
+/** Referrer artifact types a Sigstore bundle may be listed under (its own, or its empty config's). */
+const BUNDLE_ARTIFACT_TYPES = new Set<string>([SIGSTORE_BUNDLE_MEDIA_TYPE, MediaTypes.OciEmpty]);
+
 /**
  * Checks every Sigstore bundle attached to `digest` in `repo` (referrers API or tag schema).
  * A registry that cannot list referrers counts as having none.
@@ -186,7 +190,10 @@ export async function pushBundle(repo: Reference, subject: Descriptor, bundle: U
 export async function bundleChecks(c: CliContext, repo: Reference, digest: Digest, verifier: Verifier, annotations: Readonly<Record<string, string>>, opts: RemoteOptions): Promise<BundleCheck[]> {
   let found: readonly Descriptor[];
   try {
-    found = (await referrers(withDigest(repo, digest), digest, { ...opts, artifactType: SIGSTORE_BUNDLE_MEDIA_TYPE })).manifests;
+    // Not filtered by artifactType: some registries (go-containerregistry's) report the config's
+    // media type (the empty config) as a referrer's artifactType instead of the manifest's own
+    // artifactType. The manifests' layers are checked below.
+    found = (await referrers(withDigest(repo, digest), digest, opts)).manifests.filter((d) => d.artifactType === undefined || BUNDLE_ARTIFACT_TYPES.has(d.artifactType));
   } catch (e) {
     c.logger.debug(`listing referrers of ${digest}: ${(e as Error).message}`);
     return [];
