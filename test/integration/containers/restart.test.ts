@@ -1,0 +1,86 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { BUSYBOX, ContainerEnv, containerTestsUnavailable, until } from '../../helpers/container-env.js';
+
+const why = containerTestsUnavailable();
+if (why) console.warn(`skip: ${why}`);
+
+describe.skipIf(!!why)('containers: --restart policies and restart', () => {
+  const env = new ContainerEnv();
+  beforeAll(() => env.setup());
+  afterEach(async () => {
+    expect(await env.cleanup()).toEqual([]);
+  });
+  afterAll(() => env.destroy());
+
+  it('--restart on-failure:2 runs a failing command 3 times, then it is exited with RestartCount 2', async () => {
+    const id = await env.runD('--restart', 'on-failure:2', BUSYBOX, 'sh', '-c', 'echo run; exit 3');
+    expect((await env.ok('wait', id)).trim()).toBe('3');
+    const i = await env.inspect(id);
+    expect(i.State).toMatchObject({ Status: 'exited', ExitCode: 3, Running: false, Restarting: false });
+    expect(i.RestartCount).toBe(2);
+    expect(i.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 2 });
+    expect(await env.ok('logs', id)).toBe('run\nrun\nrun\n');
+    // a success is not restarted by on-failure
+    const okId = await env.runD('--restart', 'on-failure', BUSYBOX, 'sh', '-c', 'echo once');
+    expect((await env.ok('wait', okId)).trim()).toBe('0');
+    expect((await env.inspect(okId)).RestartCount).toBe(0);
+    expect(await env.ok('logs', okId)).toBe('once\n');
+  });
+
+  it('--restart always restarts a process that exits until stop; stop disables the policy', async () => {
+    const id = await env.runD('--name', 'looper', '--restart', 'always', BUSYBOX, 'sh', '-c', 'echo tick; sleep 0.2');
+    const counted = await until(async () => ((await env.inspect(id)).RestartCount as number) >= 3, 30_000);
+    expect(counted).toBe(true);
+    // between runs it is listed as restarting, or up again
+    expect(await env.ok('ps')).toContain('looper');
+    await env.ok('stop', '-t', '2', 'looper');
+    const after = await env.inspect(id);
+    expect(after.State.Status).toBe('exited');
+    const n = after.RestartCount as number;
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await env.inspect(id)).RestartCount).toBe(n);
+    expect((await env.inspect(id)).State.Status).toBe('exited');
+    expect((await env.ok('logs', id)).split('\n').filter((l) => l === 'tick').length).toBeGreaterThanOrEqual(n);
+    // the monitor released what the container held
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(id);
+    expect(existsSync(join('/sys/fs/cgroup/pids', env.parent, id))).toBe(false);
+  });
+
+  it('restart of a running container: new process (pid), same id, name, rootfs and log', async () => {
+    const id = await env.runD('--name', 'svc', BUSYBOX, 'sh', '-c', 'echo started; [ -f /marker ] && echo kept-rootfs; touch /marker; exec sleep 60');
+    await until(async () => (await env.ok('logs', 'svc')).includes('started'), 20_000);
+    const before = await env.inspect('svc');
+    expect(before.State.Pid).toBeGreaterThan(0);
+    expect((await env.ok('restart', '-t', '1', 'svc')).trim()).toBe('svc');
+    const after = await env.inspect('svc');
+    expect(after.Id).toBe(id);
+    expect(after.State.Status).toBe('running');
+    expect(after.State.Pid).toBeGreaterThan(0);
+    expect(after.State.Pid).not.toBe(before.State.Pid);
+    expect(Date.parse(after.State.StartedAt)).toBeGreaterThan(Date.parse(before.State.StartedAt));
+    // restarted by request, not by a policy
+    expect(after.RestartCount).toBe(0);
+    const logs = await until(async () => ((await env.ok('logs', 'svc')).includes('kept-rootfs') ? env.ok('logs', 'svc') : ''), 20_000);
+    expect(logs).toBe('started\nstarted\nkept-rootfs\n');
+    expect((await env.ok('exec', 'svc', 'cat', '/proc/1/cmdline')).replace(/\0/g, ' ')).toBe('sleep 60 ');
+
+    await env.ok('stop', '-t', '0', 'svc');
+    const stopped = await env.ts('restart', 'svc');
+    expect(stopped.code).not.toBe(0);
+    expect(stopped.stderr).toContain('container svc is exited');
+  });
+
+  it('bad --restart values and combinations are usage errors', async () => {
+    for (const [args, msg] of [
+      [['--restart', 'sometimes'], 'invalid restart policy "sometimes"'],
+      [['--restart', 'always:3'], 'invalid restart policy "always:3"'],
+      [['--rm', '--restart', 'always'], 'conflicting options: --restart and --rm'],
+    ] as const) {
+      const r = await env.ts('run', '-d', ...args, BUSYBOX, 'true');
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(msg);
+    }
+  });
+});
