@@ -172,6 +172,10 @@ describe.skipIf(!!why)('containers: CNI networking', () => {
       const hostPorts = lines.map((l) => Number(/:(\d+)$/.exec(l)![1]));
       for (const p of hostPorts) expect(p).toBeGreaterThan(1024);
       expect(new Set(hostPorts).size).toBe(3);
+      expect((await tsbuildOk(['port', id, '5353/udp'], { root })).stdout).toBe(`0.0.0.0:${hostPorts[2]}\n`);
+      const unpublished = await runTsbuild(['port', id, '9999'], { root });
+      expect(unpublished.code).not.toBe(0);
+      expect(unpublished.stderr).toContain('no public port 9999/tcp published');
       let res: { status: number; body: string } | undefined;
       for (let i = 0; i < 50 && !res; i++) {
         res = await httpGet(`http://127.0.0.1:${hostPorts[0]}/index.html`).catch(() => undefined);
