@@ -84,6 +84,12 @@ describe.skipIf(!!why)('containers: named and anonymous volumes, --mount, copy-u
     expect(await runOk('--rm', '--mount', 'type=volume,source=shared,target=/elsewhere', IMG, 'cat', '/elsewhere/x')).toBe('persisted\n');
     expect(await ok('volume', 'ls')).toMatch(/^DRIVER +VOLUME NAME\nlocal +shared\n$/);
     expect(JSON.parse((await ok('volume', 'ls', '--format', 'json')).trim())).toMatchObject({ Name: 'shared', Driver: 'local' });
+    expect(await ok('volume', 'create', '--label', 'team=db', 'labelled')).toBe('labelled\n');
+    expect(await ok('volume', 'ls', '-q', '--filter', 'label=team=db')).toBe('labelled\n');
+    expect(await ok('volume', 'ls', '-q', '--filter', 'dangling=true')).toBe('labelled\nshared\n');
+    const missing = await ts('volume', 'inspect', 'nope');
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain('no such volume: nope');
   });
 
   it('copies the image content into an empty volume on first use, owners and modes kept', async () => {
@@ -111,6 +117,10 @@ describe.skipIf(!!why)('containers: named and anonymous volumes, --mount, copy-u
 
   it("the image's VOLUME gets an anonymous volume (copied up) that run --rm and rm -v remove", async () => {
     expect(await runOk('--rm', IMG, 'sh', '-c', 'cat /anon-data/seed; grep -c " /anon-data " /proc/self/mountinfo')).toBe('anonymous seed\n1\n');
+    expect(await volumes()).toEqual([]);
+    // detached --rm: the monitor removes the container and its anonymous volume
+    const id = (await runOk('-d', '--rm', IMG, 'true')).trim();
+    for (let i = 0; i < 200 && (await ts('ps', '-aq', '--no-trunc')).stdout.includes(id); i++) await new Promise((r) => setTimeout(r, 100));
     expect(await volumes()).toEqual([]);
     await runOk('--name', 'keeper', '-v', '/extra', IMG, 'true');
     const anon = await volumes();
