@@ -72,7 +72,7 @@ export class V1CgroupManager implements CgroupManager {
     // Each controller has its own directory: their files are written in parallel (in order within one).
     const jobs: (() => Promise<void>)[] = [];
     const { memory, pids, blockIO, devices } = r;
-    if (memory && (memory.limit !== undefined || memory.swap !== undefined || memory.reservation !== undefined)) jobs.push(async () => applyMemoryV1(this.fs, requireController(this.dir('memory'), 'memory'), memory));
+    if (memory && (memory.limit !== undefined || memory.swap !== undefined || memory.reservation !== undefined || memory.kernelTCP !== undefined || memory.swappiness !== undefined || memory.disableOOMKiller)) jobs.push(async () => applyMemoryV1(this.fs, requireController(this.dir('memory'), 'memory'), memory));
     if (r.cpu) {
       const c = r.cpu;
       if (c.shares !== undefined || c.quota !== undefined || c.period !== undefined || c.realtimeRuntime !== undefined) jobs.push(async () => applyCpuV1(this.fs, requireController(this.dir('cpu'), 'cpu'), c));

@@ -61,22 +61,26 @@ export interface RuntimeToolsResult {
   readonly skip?: string;
 }
 
-function goEnv(): NodeJS.ProcessEnv {
-  const root = goCacheRoot();
+/**
+ * Go's caches live in the build's own temp dir, removed with it: the shared ones under the test
+ * cache are dropped by other test runs (dropGoBuildCaches) at any moment, which would break a
+ * build in progress; and nothing is left to drop afterwards.
+ */
+function goEnv(scratch: string): NodeJS.ProcessEnv {
   return {
     ...process.env,
-    GOPATH: join(root, 'path'),
-    GOMODCACHE: join(root, 'modcache'),
-    GOCACHE: join(root, 'cache'),
+    GOPATH: join(scratch, 'gopath'),
+    GOMODCACHE: join(scratch, 'modcache'),
+    GOCACHE: join(scratch, 'cache'),
     GOTOOLCHAIN: 'local',
     CGO_ENABLED: '0',
     GOFLAGS: '-mod=mod -buildvcs=false',
   };
 }
 
-function go(goBin: string, args: string[], cwd: string): Promise<void> {
+function go(goBin: string, args: string[], cwd: string, scratch: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile(goBin, args, { cwd, env: goEnv(), timeout: 30 * 60_000, maxBuffer: 64 << 20 }, (err, _stdout, stderr) => {
+    execFile(goBin, args, { cwd, env: goEnv(scratch), timeout: 30 * 60_000, maxBuffer: 64 << 20 }, (err, _stdout, stderr) => {
       if (err) reject(new Error(`go ${args.join(' ')} failed: ${err.message}\n${stderr.split('\n').slice(-30).join('\n')}`, { cause: err }));
       else resolve();
     });
@@ -84,14 +88,18 @@ function go(goBin: string, args: string[], cwd: string): Promise<void> {
 }
 
 async function buildInto(goBin: string, out: string): Promise<void> {
-  const mod = await mkdtemp(join(tmpdir(), 'tsbuild-runtime-tools-mod-'));
+  const scratch = await mkdtemp(join(tmpdir(), 'tsbuild-runtime-tools-'));
+  const mod = join(scratch, 'mod');
   try {
+    await mkdir(mod);
     await writeFile(join(mod, 'go.mod'), GO_MOD);
     await mkdir(out, { recursive: true });
     // one `go build` for every program: the packages compile once, each main links into out/
-    await go(goBin, ['build', '-o', `${out}/`, `${MODULE}/validation/...`, `${MODULE}/cmd/runtimetest`], mod);
+    await go(goBin, ['build', '-trimpath', '-ldflags=-s -w', '-o', `${out}/`, `${MODULE}/validation/...`, `${MODULE}/cmd/runtimetest`], mod, scratch);
   } finally {
-    await rm(mod, { recursive: true, force: true });
+    // the module cache is read-only (0444 dirs): make it removable first
+    await go(goBin, ['clean', '-modcache'], mod, scratch).catch(() => {});
+    await rm(scratch, { recursive: true, force: true });
   }
 }
 
@@ -128,8 +136,8 @@ async function build(): Promise<RuntimeToolsResult> {
 
 /**
  * The built validation programs (building them the first time: about a minute on 2 cores), or a
- * skip reason, also printed with console.warn. Never throws. Go's build caches are left for
- * {@link dropGoBuildCaches} (global setup calls it after building every Go tool).
+ * skip reason, also printed with console.warn. Never throws. Go's caches of the build are removed
+ * with it; only the binaries (about 400 MB) stay.
  */
 export function runtimeTools(): Promise<RuntimeToolsResult> {
   inProcess ??= build()

@@ -36,6 +36,9 @@ export async function applyMemoryV1(fs: CgroupFs, dir: string, m: LinuxMemory): 
   if (m.reservation !== undefined) await setFile(fs, dir, 'memory.soft_limit_in_bytes', m.reservation);
   if (m.swappiness !== undefined && m.swappiness >= 0 && m.swappiness <= 100) await setFile(fs, dir, 'memory.swappiness', m.swappiness);
   if (m.disableOOMKiller) await setFile(fs, dir, 'memory.oom_control', 1);
+  // kernelTCP (deprecated in the spec, still in v1 kernels); `kernel` (kmem.limit_in_bytes) is
+  // refused by kernels >= 5.16 and not written, as crun and runc 1.1 do
+  if (m.kernelTCP !== undefined && (await fs.exists(`${dir}/memory.kmem.tcp.limit_in_bytes`))) await setFile(fs, dir, 'memory.kmem.tcp.limit_in_bytes', m.kernelTCP);
 }
 
 /** v2 memory controller: memory.max, memory.swap.max (= spec swap − limit), memory.low. */
