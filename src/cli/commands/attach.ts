@@ -55,6 +55,8 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       } finally {
         if (raw) process.stdin.setRawMode(false);
         for (const s of sigs) process.off(s, onSignal);
+        // an open stdin (a pipe, a terminal) would keep this process alive after a detach
+        if (stdin) process.stdin.destroy();
       }
     });
 }
