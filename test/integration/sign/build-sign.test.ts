@@ -5,7 +5,7 @@
  * password fails before anything is built or pushed.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +19,8 @@ import { buildUnavailable } from '../build/harness.js';
 const cosign = await goTool('cosign');
 const why = firstReason(buildUnavailable(), needBuiltCli(), registrySkipReason(), cosign.skip);
 if (why) console.warn(`skip: ${why}`);
+const trivy = await goTool('trivy');
+const noTrivy = why ?? trivy.skip;
 
 const BASE = 'localhost/test/busybox:latest';
 const SECRET = 'never-in-provenance-7f3a';
@@ -27,7 +29,7 @@ const DOCKERFILE = [
   `FROM ${BASE} AS final`,
   'ARG VERSION',
   'COPY status /var/lib/dpkg/status',
-  'COPY os-release /etc/os-release',
+  'COPY os-release debian_version /etc/',
   'RUN --mount=type=secret,id=tok test -s /run/secrets/tok && echo "$VERSION" > /version',
   'CMD ["cat", "/version"]',
   '',
@@ -67,6 +69,7 @@ describe.skipIf(!!why)('build --push --sign --sbom --provenance', () => {
     writeFileSync(join(dir, 'Dockerfile'), DOCKERFILE);
     writeFileSync(join(dir, 'status'), STATUS);
     writeFileSync(join(dir, 'os-release'), OS_RELEASE);
+    writeFileSync(join(dir, 'debian_version'), '12.5\n');
     await tsbuildOk(['key', 'generate'], { root, cwd: dir, env: { COSIGN_PASSWORD: PW } });
     ref = `${reg.host}/signed/app:v1`;
     const r = await tsbuildOk(
@@ -133,6 +136,16 @@ describe.skipIf(!!why)('build --push --sign --sbom --provenance', () => {
     const pkgs = (s.predicate as { packages: { name: string; versionInfo?: string }[] }).packages;
     expect(pkgs.filter((x) => x.name === 'hello' || x.name === 'libdemo1').map((x) => `${x.name}@${x.versionInfo}`).sort()).toEqual(['hello@1.0-2', 'libdemo1@1.1-2']);
   });
+
+  it.skipIf(!!noTrivy)('trivy image scans the pushed image from the registry and finds the same packages (no vulnerability DB needed)', async () => {
+    const out = join(dir, 'trivy.cdx.json');
+    const t = await run(trivy.path!, ['image', '--insecure', '--cache-dir', join(dir, 'trivy-cache'), '--format', 'cyclonedx', '--output', out, pinned()], { env: { HOME: dir }, timeout: 300_000 });
+    expect(t.code, t.stderr).toBe(0);
+    const bom = JSON.parse(readFileSync(out, 'utf8')) as { components?: { name: string; version?: string; type: string }[] };
+    const comps = bom.components ?? [];
+    expect(comps.find((c) => c.type === 'operating-system')?.name).toBe('debian');
+    expect(comps.filter((c) => c.type === 'library').map((c) => `${c.name}@${c.version}`).sort()).toEqual(['hello@1.0-2', 'libdemo1@1.1-2']);
+  }, 300_000);
 
   it('another key fails cosign verify and verify-attestation', async () => {
     await tsbuildOk(['key', 'generate', '--output-key-prefix', 'other'], { root, cwd: dir, env: { COSIGN_PASSWORD: PW } });
