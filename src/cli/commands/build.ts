@@ -206,7 +206,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         try {
           if (f.ssh?.length) ssh = await prepareSshAgents(f.ssh);
           caches = await openBuildCache(c, store.content, new LastUsedBuildCache(c.root, store.content), { ...cacheSpecs, progress, signal: ac.signal, connection: f });
-          const resolver = new PullingImageResolver(store, { ...(f.pull ? { always: true } : {}), remote: async (r) => (await import('./pull.js')).remoteOptions(c, [r], {}), partialDir: join(c.root, 'tmp', 'partial'), progress });
+          const resolver = new PullingImageResolver(store, { ...(f.pull ? { always: true } : {}), remote: async (r) => (await import('./pull.js')).remoteOptions(c, [r], f), partialDir: join(c.root, 'tmp', 'partial'), progress });
           const res = await build({
             dockerfile: dfText,
             file: f.file && !dfFromStdin ? f.file : 'Dockerfile',
