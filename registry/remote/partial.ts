@@ -28,10 +28,26 @@ export interface ResumableWriter {
   tee(data: AsyncIterable<Buffer>): AsyncIterable<Buffer>;
   /** Verifies the whole blob against its descriptor while moving it into the store; removes the partial file. */
   commit(): Promise<Descriptor>;
+  /**
+   * Appends `data` (the bytes after `offset`) and moves the verified blob into the store in the
+   * same pass, the partial file itself becoming the stored blob (written once, hashed once);
+   * present only when the store can adopt a file ({@link AdoptingStore}). On success the writer
+   * is done; on failure `offset` tells what the file holds: call `keep()` or `discard()`.
+   */
+  finish?(data: AsyncIterable<Buffer>): Promise<Descriptor>;
   /** Leaves the partial file for a later resume and releases the lock. */
   keep(): Promise<void>;
   /** Removes the partial file and releases the lock. */
   discard(): Promise<void>;
+}
+
+/** A store that can take a finished partial file as a blob (FileContentStore). */
+export interface AdoptingStore {
+  putResumable(path: string, from: number, data: AsyncIterable<Buffer>, expected: Descriptor): Promise<{ descriptor: Descriptor }>;
+}
+
+function adopting(store: ContentStore): store is ContentStore & AdoptingStore {
+  return typeof (store as Partial<AdoptingStore>).putResumable === 'function';
 }
 
 /** Opens resumable writers for blobs; undefined when the blob is being downloaded by another process. */
@@ -54,8 +70,9 @@ function alive(pid: number): boolean {
  * {@link ContentStore}, which verifies digest and size and stores nothing on mismatch. The CLI
  * uses `<store root>/tmp/partial`.
  *
- * NOTE: completing a partial file costs one extra local copy of the blob (partial file →
- * store temp file); the ContentStore interface has no way to adopt an existing file.
+ * With a store that can adopt a file ({@link AdoptingStore}: the CLI's FileContentStore, whose
+ * root holds the partial dir), `finish()` writes the download into the partial file only and
+ * renames it into the store once verified; other stores get `tee()`/`commit()` (one extra copy).
  */
 export class PartialFileTarget implements ResumableTarget {
   readonly dir: string;
@@ -119,6 +136,19 @@ export class PartialFileTarget implements ResumableTarget {
           offset = (await stat(path).catch(() => ({ size: 0 }))).size;
         }
       },
+      ...(adopting(store)
+        ? {
+            async finish(data: AsyncIterable<Buffer>): Promise<Descriptor> {
+              try {
+                const { descriptor } = await store.putResumable(path, offset, data, desc);
+                await release();
+                return descriptor;
+              } finally {
+                offset = (await stat(path).catch(() => ({ size: 0 }))).size;
+              }
+            },
+          }
+        : {}),
       async commit() {
         try {
           return await store.put(createReadStream(path), { mediaType: desc.mediaType, digest: desc.digest, size: desc.size });

@@ -133,6 +133,21 @@ async function putManifest(store: ContentStore, m: FetchedManifest, added: Diges
  */
 async function downloadResumable(repo: Repository, store: ContentStore, b: Descriptor, w: ResumableWriter, onBytes?: (n: number) => void): Promise<void> {
   const resumedFrom = w.offset;
+  if (w.finish) {
+    // the partial file is the download's only copy: written once, hashed once, renamed into the store
+    if (resumedFrom > 0) repo.opts.logger?.debug(`blob ${b.digest}: resuming an earlier download at ${resumedFrom}/${b.size} bytes`);
+    try {
+      await w.finish(repo.blobFrom(b, resumedFrom, onBytes));
+      return;
+    } catch (e) {
+      const bad = e instanceof ContentError && (e.code === 'DIGEST_MISMATCH' || e.code === 'SIZE_MISMATCH');
+      await (bad ? w.discard() : w.keep());
+      if (!bad || resumedFrom === 0) throw e;
+      repo.opts.logger?.warn(`blob ${b.digest}: the partial download of an earlier run did not verify; downloading it again`);
+      await store.put(Readable.from(repo.blobFrom(b, 0, onBytes)), { mediaType: b.mediaType, digest: b.digest, size: b.size });
+      return;
+    }
+  }
   if (resumedFrom === 0) {
     // A fresh download goes straight into the store (verified there, written once); the bytes
     // are copied to the partial file on the way, so that a failed run leaves them for the next.

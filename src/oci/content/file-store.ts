@@ -3,9 +3,10 @@ import { createReadStream, createWriteStream, constants as fsc } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
+import { once } from 'node:events';
 import type { Descriptor } from '../descriptor.js';
-import { DigestingStream, digestAlgorithm, digestHex, isDigest, parseDigest, type Digest } from '../digest.js';
+import { Digester, DigestingStream, digestAlgorithm, digestHex, isDigest, parseDigest, type Digest } from '../digest.js';
 import { ContentError, hasCode } from '../../util/errors.js';
 import type { ContentStore } from './content-store.js';
 
@@ -138,6 +139,62 @@ export class FileContentStore implements ContentStore {
       await fh.close().catch(() => {});
       if (!renamed) await unlink(tmp).catch(() => {});
     }
+  }
+
+  /**
+   * Stores a blob through a temp file the caller names and that outlives a failed call (a
+   * resumable download): the first `from` bytes already in `path` are hashed, `data` (the bytes
+   * that follow) is appended while it is hashed and counted, and the whole is verified against
+   * `expected`; then fsynced and renamed into place as {@link put} does. `path` MUST be on the
+   * store's filesystem. On any failure `path` is left holding every byte received (a prefix of
+   * what was sent, for the next attempt to continue; the caller removes it after a
+   * DIGEST_MISMATCH/SIZE_MISMATCH); on success it is gone. One pass over the bytes, written once.
+   */
+  async putResumable(path: string, from: number, data: AsyncIterable<Buffer>, expected: Descriptor): Promise<{ descriptor: Descriptor; created: boolean }> {
+    parseDigest(expected.digest);
+    if (digestAlgorithm(expected.digest) !== 'sha256') throw new ContentError('INVALID_DIGEST', `unsupported digest algorithm in ${expected.digest}`);
+    if (expected.size < 0 || !Number.isSafeInteger(expected.size)) throw new ContentError('INVALID_DESCRIPTOR', `blob ${expected.digest}: invalid size ${expected.size}`);
+    const what = `blob ${expected.digest}`;
+    const digester = new Digester();
+    const fh = await open(path, fsc.O_WRONLY | fsc.O_CREAT, 0o644);
+    try {
+      // the bytes an earlier attempt left: hashed, never rewritten
+      await fh.truncate(from);
+      if (from > 0) for await (const c of createReadStream(path, { start: 0, end: from - 1, highWaterMark: 1 << 20 })) digester.update(c as Buffer);
+      if (digester.size !== from) throw new ContentError('IO', `${what}: partial file ${path} is shorter than ${from} bytes`);
+      const out = createWriteStream('', { fd: fh.fd, autoClose: false, start: from, highWaterMark: 1 << 20 });
+      const failed = new Promise<never>((_, reject) => out.once('error', reject));
+      failed.catch(() => undefined);
+      try {
+        for await (const c of data) {
+          digester.update(c);
+          if (digester.size > expected.size) throw new ContentError('SIZE_MISMATCH', `${what}: more than the expected ${expected.size} bytes`);
+          if (!out.write(c)) await Promise.race([once(out, 'drain'), failed]);
+        }
+      } finally {
+        // whatever was received reaches the file, also when the source failed
+        out.end();
+        await Promise.race([finished(out), failed]).catch((e: unknown) => {
+          throw new ContentError('IO', `writing ${what} to ${path}`, { cause: e });
+        });
+      }
+      if (digester.size !== expected.size) throw new ContentError('SIZE_MISMATCH', `${what}: got ${digester.size} bytes, expected ${expected.size}`);
+      const d = digester.digest();
+      if (d !== expected.digest) throw new ContentError('DIGEST_MISMATCH', `${what}: content has digest ${d}`);
+      await fh.sync();
+    } finally {
+      await fh.close().catch(() => {});
+    }
+    const existing = await this.stat(expected.digest);
+    if (existing && existing.size === expected.size) {
+      await unlink(path).catch(() => {});
+      return { descriptor: this.#descriptor(expected.digest, expected.size, expected), created: false };
+    }
+    const dir = join(this.root, 'blobs', digestAlgorithm(expected.digest));
+    await mkdir(dir, { recursive: true });
+    await rename(path, this.path(expected.digest));
+    await fsyncDir(dir);
+    return { descriptor: this.#descriptor(expected.digest, expected.size, expected), created: true };
   }
 
   async delete(d: Digest): Promise<void> {
