@@ -8,9 +8,10 @@
  * (`created_by`, `empty_layer`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, createWriteStream, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, createWriteStream, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createServer, type Server } from 'node:http';
+import { isAbsolute, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileContentStore } from '../../../src/oci/content/file-store.js';
@@ -165,7 +166,7 @@ async function historyOf(img: Image, docker?: Case): Promise<{ created_by: strin
 async function dockerBuild(c: Case, tag: string): Promise<Image> {
   const args = ['build', '--network', 'host', '--progress', 'plain', '-t', tag];
   for (const [k, v] of Object.entries(c.buildArgs ?? {})) args.push('--build-arg', `${k}=${v}`);
-  const b = await docker([...args, join(CASES, c.dir)]);
+  const b = await docker([...args, isAbsolute(c.dir) ? c.dir : join(CASES, c.dir)]);
   if (b.code !== 0) throw new Error(`docker build ${c.name} exited ${b.code}: ${b.stderr.slice(-3000)}`);
   const work = tmp('tsbuild-docker-saved-');
   const s = await docker(['save', tag, '-o', join(work, 'img.tar')]);
@@ -195,4 +196,42 @@ describe.skipIf(!!why)('differential: tsbuild build vs docker build (BuildKit, d
       expect((await ours.result.image.layers()).length).toBe((await theirs.layers()).length);
     }, 300_000);
   }
+});
+
+describe.skipIf(!!why)('differential: ADD <url> (tsbuild vs docker build)', () => {
+  let server: Server | undefined;
+  afterAll(async () => {
+    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+  });
+
+  it('same file name, mode, owner, content and mtime (Last-Modified); a tar from a URL is not extracted', async () => {
+    const lastModified = 'Tue, 02 Jan 2024 03:04:05 GMT';
+    // a one-file tar made by the host's tar (ADD must keep it as the file)
+    const src = tmp('tsbuild-add-url-src-');
+    writeFileSync(join(src, 'inside.txt'), 'inside\n');
+    const tarred = await run('tar', ['-C', src, '-cf', join(src, 'a.tar'), 'inside.txt']);
+    expect(tarred.code).toBe(0);
+    const files = new Map<string, Buffer>([['/files/hello.txt', Buffer.from('hello over http\n')], ['/files/a.tar', readFileSync(join(src, 'a.tar'))]]);
+    server = createServer((req, res) => {
+      const body = files.get((req.url ?? '').split('?')[0]!);
+      if (!body) return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-length': body.length, 'last-modified': lastModified }).end(body);
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    const addr = server.address();
+    const base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    const ctx = tmp('tsbuild-add-url-ctx-');
+    writeFileSync(join(ctx, 'Dockerfile'), `FROM ${BUSYBOX}\nADD ${base}/files/hello.txt /dl/\nADD ${base}/files/a.tar /dl/\nADD ${base}/files/hello.txt /renamed.txt\n`);
+    const c: Case = { name: 'add-url', dir: ctx };
+    const ours = await runBuild(root, store, { context: ctx, noCache: true });
+    const theirs = await dockerBuild(c, 'localhost/diff/add-url:latest');
+    const a = tmp('tsbuild-build-ours-');
+    const t = tmp('tsbuild-build-docker-');
+    await unpackImage(ours.result.image, a);
+    await unpackImage(theirs, t);
+    expect(treeDiffs(treeManifest(a, { hardlinks: true }), treeManifest(t, { hardlinks: true }))).toEqual([]);
+    for (const p of ['dl/hello.txt', 'dl/a.tar', 'renamed.txt']) expect(lstatSync(join(a, p)).mtimeMs).toBe(lstatSync(join(t, p)).mtimeMs);
+    expect(lstatSync(join(a, 'dl/hello.txt')).mtimeMs).toBe(Date.parse(lastModified));
+    expect(await historyOf(ours.result.image)).toEqual(await historyOf(theirs, c));
+  }, 300_000);
 });
