@@ -344,7 +344,7 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
     opts.signal?.throwIfAborted();
 
     // === volumes (created, copied up), binds and tmpfs from -v/--mount and the image's VOLUMEs
-    planned = await planMounts(opts.root, rootfs.rootfs, opts.mounts ?? [], Object.keys(config.config?.Volumes ?? {}));
+    planned = await planMounts(opts.root, rootfs.rootfs, opts.mounts ?? [], Object.keys(config.config?.Volumes ?? {}), [...(opts.tmpfs ?? []), ...(opts.binds ?? [])].map((m) => m.destination));
 
     // === /etc/hosts, /etc/hostname, /etc/resolv.conf (Docker writes them per container)
     const hostname = opts.hostname ?? id.slice(0, 12);

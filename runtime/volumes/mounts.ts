@@ -32,13 +32,14 @@ const depth = (p: string) => p.split('/').filter(Boolean).length;
 /**
  * Plans the mounts of a container whose rootfs is mounted at `rootfs`. `imageVolumes` are the
  * image config's Volumes keys; each one not covered by a request becomes an anonymous volume.
+ * `otherTargets` are destinations mounted by other means (--tmpfs): they count as taken.
  * Throws VolumeError INVALID_MOUNT for a duplicate target or a missing bind source. On failure
  * the anonymous volumes it made are removed.
  */
-export async function planMounts(root: string, rootfs: string, requests: readonly MountRequest[], imageVolumes: readonly string[] = []): Promise<PlannedMounts> {
+export async function planMounts(root: string, rootfs: string, requests: readonly MountRequest[], imageVolumes: readonly string[] = [], otherTargets: readonly string[] = []): Promise<PlannedMounts> {
   const all: MountRequest[] = [...requests];
   const targets = new Set<string>();
-  for (const r of requests) {
+  for (const r of [...otherTargets.map((t) => ({ target: posix.normalize(t).replace(/(.)\/$/, '$1') })), ...requests]) {
     if (targets.has(r.target)) throw new VolumeError('INVALID_MOUNT', `duplicate mount point: ${r.target}`);
     targets.add(r.target);
   }

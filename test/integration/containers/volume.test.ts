@@ -118,6 +118,10 @@ describe.skipIf(!!why)('containers: named and anonymous volumes, --mount, copy-u
   it("the image's VOLUME gets an anonymous volume (copied up) that run --rm and rm -v remove", async () => {
     expect(await runOk('--rm', IMG, 'sh', '-c', 'cat /anon-data/seed; grep -c " /anon-data " /proc/self/mountinfo')).toBe('anonymous seed\n1\n');
     expect(await volumes()).toEqual([]);
+    // a --tmpfs on the VOLUME's path replaces the anonymous volume, as docker
+    expect(await runOk('--tmpfs', '/anon-data', IMG, 'sh', '-c', 'grep " /anon-data " /proc/self/mountinfo | grep -c tmpfs; ls -A /anon-data')).toBe('1\n');
+    await ok('rm', (await ok('ps', '-aq')).trim());
+    expect(await volumes()).toEqual([]);
     // detached --rm: the monitor removes the container and its anonymous volume
     const id = (await runOk('-d', '--rm', IMG, 'true')).trim();
     for (let i = 0; i < 200 && (await ts('ps', '-aq', '--no-trunc')).stdout.includes(id); i++) await new Promise((r) => setTimeout(r, 100));
@@ -186,6 +190,8 @@ describe.skipIf(!!why)('containers: named and anonymous volumes, --mount, copy-u
   it('bad mount requests fail before anything is made', async () => {
     let r = await run('--rm', '-v', 'va:/d', '-v', 'vb:/d', IMG, 'true');
     expect(r.code).toBe(125);
+    expect(r.stderr).toContain('duplicate mount point: /d');
+    r = await run('--rm', '--tmpfs', '/d', '-v', 'va:/d', IMG, 'true');
     expect(r.stderr).toContain('duplicate mount point: /d');
     r = await run('--rm', '--mount', 'type=bind,target=/d', IMG, 'true');
     expect(r.code).toBe(2);
