@@ -38,19 +38,26 @@ export function encodeFrame(kind: number, payload: Buffer): Buffer {
   return Buffer.concat([h, payload]);
 }
 
-/** Splits a byte stream into attach frames. */
+/** Splits a byte stream into attach frames (chunks are joined once per frame, not once per chunk). */
 export class FrameReader {
-  private buf: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private size = 0;
 
   /** Adds bytes; returns the complete frames. */
   push(chunk: Buffer): { kind: number; payload: Buffer }[] {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    this.chunks.push(chunk);
+    this.size += chunk.length;
     const out: { kind: number; payload: Buffer }[] = [];
-    while (this.buf.length >= 5) {
-      const len = this.buf.readUInt32BE(1);
-      if (this.buf.length < 5 + len) break;
-      out.push({ kind: this.buf.readUInt8(0), payload: this.buf.subarray(5, 5 + len) });
-      this.buf = this.buf.subarray(5 + len);
+    for (;;) {
+      if (this.size < 5) break;
+      if (this.chunks[0]!.length < 5) this.chunks = [Buffer.concat(this.chunks)];
+      const len = this.chunks[0]!.readUInt32BE(1);
+      if (this.size < 5 + len) break;
+      const buf = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+      out.push({ kind: buf.readUInt8(0), payload: buf.subarray(5, 5 + len) });
+      const rest = buf.subarray(5 + len);
+      this.chunks = rest.length ? [rest] : [];
+      this.size = rest.length;
     }
     return out;
   }

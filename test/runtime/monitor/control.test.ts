@@ -8,10 +8,7 @@ describe('attach frames', () => {
     for (const step of [1, 3, 7, 4096, all.length]) {
       const r = new FrameReader();
       const got: { kind: number; payload: Buffer }[] = [];
-      // byte by byte only through the small frames (the big one would take quadratic time)
-      const end = step === 1 ? 20 : all.length;
-      for (let i = 0; i < end; i += step) got.push(...r.push(all.subarray(i, i + step)));
-      if (end < all.length) got.push(...r.push(all.subarray(end)));
+      for (let i = 0; i < all.length; i += step) got.push(...r.push(all.subarray(i, i + step)));
       expect(got.map((f) => [f.kind, f.payload.length])).toEqual([[1, 6], [2, 0], [2, 70_000], [3, 14]]);
       expect(got[0]!.payload.toString()).toBe('hello\n');
     }
