@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BUSYBOX, ContainerEnv, containerTestsUnavailable, until } from '../../helpers/container-env.js';
+import { BUSYBOX, ContainerEnv, containerTestsUnavailable, processesWith, until } from '../../helpers/container-env.js';
 
 const why = containerTestsUnavailable();
 if (why) console.warn(`skip: ${why}`);
@@ -70,6 +70,21 @@ describe.skipIf(!!why)('containers: --restart policies and restart', () => {
     const stopped = await env.ts('restart', 'svc');
     expect(stopped.code).not.toBe(0);
     expect(stopped.stderr).toContain('container svc is exited');
+  });
+
+  it('a monitor killed with SIGKILL under --restart always: exited, never restarting or running again; rm cleans it', async () => {
+    const id = await env.runD('--restart', 'always', BUSYBOX, 'sh', '-c', 'sleep 0.3');
+    await until(async () => ((await env.inspect(id)).RestartCount as number) >= 1, 30_000);
+    const monitors = processesWith(`tsbuild-monitor ${id.slice(0, 12)}`);
+    expect(monitors).toHaveLength(1);
+    process.kill(monitors[0]!, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 100));
+    const row = JSON.parse((await env.ok('ps', '-a', '--format', 'json')).trim()) as Record<string, unknown>;
+    expect(row).toMatchObject({ State: 'exited' });
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await env.inspect(id)).State).toMatchObject({ Status: 'exited', Running: false, Restarting: false, Error: 'the container monitor ended unexpectedly' });
+    expect(existsSync(join('/sys/fs/cgroup/pids', env.parent, id))).toBe(false);
+    await env.ok('rm', id);
   });
 
   it('bad --restart values and combinations are usage errors', async () => {
