@@ -125,7 +125,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     .option('-q, --quiet', 'print only the image id')
     .option('--iidfile <file>', 'write the image id to this file')
     .option('--network <mode>', 'network of RUN steps: default (host), host or none', 'default')
-    .option('-o, --output <spec>', 'output: type=image (default), type=oci|docker,dest=FILE (- for stdout; oci with tar=false: a layout dir), type=local,dest=DIR, type=tar,dest=FILE')
+    .option('-o, --output <spec>', 'output: type=image (default), type=oci|docker,dest=FILE (- for stdout; oci with tar=false: a layout dir), type=local,dest=DIR, type=tar,dest=FILE, type=registry[,name=REF] (push; also type=image,push=true)')
     .option('--compression <spec>', 'layer compression of new layers: gzip (default) or zstd, optionally ,level=N')
     .option('--label <k=v>', 'set a label on the image (repeatable)', collect)
     .option('--metadata-file <file>', 'write the build result (digests, names) as JSON to this file')
