@@ -206,9 +206,47 @@ describe.skipIf(!!why || !!noGit)('ADD <git repository>', () => {
     throw new Error('git daemon did not start');
   }, 60_000);
 
-  afterAll(() => {
+  let httpGit: Server | undefined;
+  afterAll(async () => {
     daemon?.kill('SIGTERM');
+    await new Promise<void>((r) => (httpGit ? httpGit.close(() => r()) : r()));
   });
+
+  it('an http(s) URL ending in .git is cloned through git (smart HTTP, git http-backend as CGI)', async () => {
+    const srv = join(work, '..', 'srv');
+    const backend = join(spawnSync('git', ['--exec-path'], { encoding: 'utf8' }).stdout.trim(), 'git-http-backend');
+    httpGit = createServer((req, res) => {
+      const [path, query = ''] = (req.url ?? '').split('?') as [string, string?];
+      const cgi = spawn(backend, [], {
+        env: { ...process.env, GIT_PROJECT_ROOT: srv, GIT_HTTP_EXPORT_ALL: '1', REQUEST_METHOD: req.method ?? 'GET', PATH_INFO: path, QUERY_STRING: query, CONTENT_TYPE: req.headers['content-type'] ?? '', REMOTE_ADDR: '127.0.0.1' },
+        stdio: ['pipe', 'pipe', 'ignore'],
+      });
+      req.pipe(cgi.stdin!);
+      const chunks: Buffer[] = [];
+      cgi.stdout!.on('data', (c: Buffer) => chunks.push(c));
+      cgi.on('close', () => {
+        const out = Buffer.concat(chunks);
+        const sep = out.indexOf('\r\n\r\n');
+        const head = out.subarray(0, sep).toString('latin1').split('\r\n');
+        let status = 200;
+        const headers: Record<string, string> = {};
+        for (const h of head) {
+          const i = h.indexOf(':');
+          if (i < 0) continue;
+          const k = h.slice(0, i).trim();
+          const v = h.slice(i + 1).trim();
+          if (k.toLowerCase() === 'status') status = Number(v.split(' ')[0]);
+          else headers[k] = v;
+        }
+        res.writeHead(status, headers).end(out.subarray(sep + 4));
+      });
+    });
+    await new Promise<void>((r) => httpGit!.listen(0, '127.0.0.1', r));
+    const addr = httpGit.address();
+    const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}/repo.git`;
+    const { output } = await runBuild(root, store, { dockerfile: `FROM ${BUSYBOX}\nADD ${url}#v1:sub /from-http/\nRUN cat /from-http/b.txt\n` });
+    expect(output).toBe('in sub\n');
+  }, 120_000);
 
   it('checks out a branch (no .git), a tag with a subdirectory, a commit; --keep-git-dir keeps .git; a moved branch misses the cache', async () => {
     const df = [
