@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import { lockContainer } from '../container/state.js';
 import { RuntimeError } from '../errors.js';
 import { syncPeerHosts, type NetworkPeer } from './etc-files.js';
 import { allocateHostPorts } from './ports.js';
@@ -176,22 +177,38 @@ export async function listAttachments(root: string): Promise<(Attachment & { id:
  */
 export async function attachNetwork(root: string, id: string, network: string, asked: PortMapping[], opts: AttachOptions = {}): Promise<Attachment> {
   const list = await loadNetwork(root, network);
-  const taken = new Map<string, string>();
-  for (const a of await listAttachments(root)) for (const p of a.ports ?? []) taken.set(`${p.hostPort}/${p.protocol}`, a.id.slice(0, 12));
-  const ports = await allocateHostPorts(asked, taken);
+  // host ports are picked and recorded under one lock, so two runs of this store never pick the same
+  let unlock: (() => Promise<void>) | undefined;
+  if (asked.length) {
+    await fsp.mkdir(join(root, 'networks', 'locks', '.ports'), { recursive: true });
+    unlock = await lockContainer(join(root, 'networks', 'locks'), '.ports', 30_000);
+  }
   const ns = netnsName(id);
   const netns = `/run/netns/${ns}`;
-  await run('ip', ['netns', 'add', ns]).catch((e: unknown) => {
-    throw new RuntimeError('SETUP_FAILED', `creating the network namespace of container ${id.slice(0, 12)}`, { cause: e, step: 'network' });
-  });
-  const att: Attachment = { network, netns, ifname: 'eth0', ports, result: {}, ...(opts.names?.length ? { names: opts.names } : {}), ...(opts.hostsFile ? { hostsFile: opts.hostsFile } : {}) };
-  await fsp.mkdir(join(root, 'networks', 'cache'), { recursive: true });
-  // written before ADD: a crash in between still lets DEL clean up
-  await fsp.writeFile(cacheFile(root, id), JSON.stringify(att));
+  let att: Attachment;
+  let made = false;
+  try {
+    const taken = new Map<string, string>();
+    for (const a of await listAttachments(root)) for (const p of a.ports ?? []) taken.set(`${p.hostPort}/${p.protocol}`, a.id.slice(0, 12));
+    const ports = await allocateHostPorts(asked, taken);
+    await run('ip', ['netns', 'add', ns]).catch((e: unknown) => {
+      throw new RuntimeError('SETUP_FAILED', `creating the network namespace of container ${id.slice(0, 12)}`, { cause: e, step: 'network' });
+    });
+    made = true;
+    att = { network, netns, ifname: 'eth0', ports, result: {}, ...(opts.names?.length ? { names: opts.names } : {}), ...(opts.hostsFile ? { hostsFile: opts.hostsFile } : {}) };
+    await fsp.mkdir(join(root, 'networks', 'cache'), { recursive: true });
+    // written before ADD: a crash in between still lets DEL clean up
+    await fsp.writeFile(cacheFile(root, id), JSON.stringify(att));
+  } catch (e) {
+    if (made) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+    throw e;
+  } finally {
+    await unlock?.();
+  }
   try {
     await run('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);
     let prev: unknown;
-    for (const p of list.plugins) prev = (await execPlugin(p.type, 'ADD', id, netns, att.ifname, pluginConf(list, p, ports, prev))) ?? prev;
+    for (const p of list.plugins) prev = (await execPlugin(p.type, 'ADD', id, netns, att.ifname, pluginConf(list, p, att.ports, prev))) ?? prev;
     att.result = (prev ?? {}) as Attachment['result'];
     await fsp.writeFile(cacheFile(root, id), JSON.stringify(att));
     return att;
@@ -329,8 +346,10 @@ export async function createNetwork(root: string, name: string, opts: { subnet?:
   const file = join(root, 'networks', `${name}.conflist`);
   if (existsSync(file)) throw new RuntimeError('CONTAINER_EXISTS', `network ${name} already exists`);
   const used = new Set((await listNetworks(root)).map((n) => n.subnet));
+  // a subnet the host already routes (another store's network, a VPN, docker) is not picked
+  const routed = await hostRoutes();
   let subnet = opts.subnet;
-  for (let n = 214; !subnet && n < 255; n++) if (!used.has(`10.88.${n}.0/24`)) subnet = `10.88.${n}.0/24`;
+  for (let n = 214; !subnet && n < 255; n++) if (!used.has(`10.88.${n}.0/24`) && !routed.has(`10.88.${n}.0/24`)) subnet = `10.88.${n}.0/24`;
   if (!subnet) throw new RuntimeError('INVALID_SPEC', 'no free subnet left in 10.88.214.0-10.88.254.0; pass --subnet');
   if (used.has(subnet)) throw new RuntimeError('INVALID_SPEC', `subnet ${subnet} is used by another network`);
   const { createHash } = await import('node:crypto');
@@ -344,6 +363,20 @@ export async function createNetwork(root: string, name: string, opts: { subnet?:
   return conf;
 }
 
+/** IPv4 prefixes the host has routes for (`a.b.c.d/len`). */
+async function hostRoutes(): Promise<Set<string>> {
+  const text = await fsp.readFile('/proc/net/route', 'utf8').catch(() => '');
+  const out = new Set<string>();
+  const ip = (hex: string) => [3, 2, 1, 0].map((i) => parseInt(hex.slice(i * 2, i * 2 + 2), 16)).join('.');
+  for (const line of text.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 8 || f[1] === '00000000') continue;
+    const bits = [...parseInt(f[7]!, 16).toString(2)].filter((b) => b === '1').length;
+    out.add(`${ip(f[1]!)}/${bits}`);
+  }
+  return out;
+}
+
 /** Removes a network that no container uses: its conflist and its bridge. */
 export async function removeNetwork(root: string, name: string): Promise<void> {
   const info = (await listNetworks(root)).find((n) => n.name === name);
@@ -351,4 +384,9 @@ export async function removeNetwork(root: string, name: string): Promise<void> {
   if (info.containers.length) throw new RuntimeError('INVALID_STATE', `network ${name} is in use by container ${info.containers.map((c) => c.slice(0, 12)).join(', ')}`);
   if (info.bridge && existsSync(join('/sys/class/net', info.bridge))) await run('ip', ['link', 'del', info.bridge]);
   await fsp.rm(join(root, 'networks', `${name}.conflist`), { force: true });
+  await fsp.rm(join(root, 'networks', 'locks', name), { recursive: true, force: true });
+  // host-local's directory, once it holds no lease (only its lock and last-reserved markers)
+  const leases = join('/var/lib/cni/networks', name);
+  const left = await fsp.readdir(leases).catch(() => undefined);
+  if (left && left.every((f) => f === 'lock' || f.startsWith('last_reserved_ip'))) await fsp.rm(leases, { recursive: true, force: true });
 }

@@ -131,6 +131,7 @@ describe.skipIf(!!why)('containers: CNI networking', () => {
     expect(netLeftovers(server, address)).toEqual([]);
     await tsbuildOk(['network', 'rm', net], { root });
     expect(existsSync(`/sys/class/net/tsb-${net}`)).toBe(false);
+    expect(existsSync(`/var/lib/cni/networks/${net}`)).toBe(false);
     expect((await tsbuildOk(['network', 'ls'], { root })).stdout).not.toContain(net);
   });
 
