@@ -36,6 +36,8 @@ export interface PublishPlan {
   readonly sbom: boolean;
   /** Attach a SLSA v1 provenance attestation. */
   readonly provenance?: ProvenanceMode;
+  /** `builder-id=URI` of `--provenance`: `runDetails.builder.id` (a CI job, for instance). */
+  readonly provenanceBuilderId?: string;
   /** Connection flags for the registries of `refs`. */
   readonly connection: PublishFlags;
 }
@@ -50,7 +52,7 @@ export function publishFlags(cmd: Command): Command {
     .option('--sign', 'with --push: sign the pushed digest with --key (cosign-compatible, like tsbuild sign)')
     .option('--key <path>', 'private key for --sign (cosign.key, or an EC/PKCS#8 PEM); $COSIGN_PASSWORD or a prompt for its password')
     .option('--sbom', 'with --sign: attach an SPDX SBOM of the image as a signed attestation (like tsbuild attest --type spdxjson)')
-    .option('--provenance [mode]', 'with --sign: attach a signed SLSA v1 provenance attestation: mode=min (default) or mode=max (write --provenance=mode=max)');
+    .option('--provenance [opts]', 'with --sign: attach a signed SLSA v1 provenance attestation: mode=min (default) or mode=max, optionally ,builder-id=URI (write --provenance=mode=max)');
   if (!cmd.options.some((o) => o.long === '--tls-verify')) {
     cmd
       .option('--tls-verify <bool>', 'verify TLS certificates of the registry (false also allows plain HTTP)', 'true')
@@ -117,16 +119,31 @@ export function parseRegistryOutput(s: string): RegistryOutput | undefined {
   return { push: type === 'registry' ? boolAttr('push', kv.get('push') ?? 'true') : boolAttr('push', kv.get('push') ?? 'false'), names, insecure: boolAttr('registry.insecure', kv.get('registry.insecure') ?? 'false') };
 }
 
-/** `--provenance`, `--provenance=true|false|min|max|mode=min|mode=max`. */
-export function parseProvenance(v: string | boolean | undefined): ProvenanceMode | undefined {
+/** `--provenance`, `--provenance=true|false|min|max|mode=min|mode=max[,builder-id=URI]` (buildx's attest options). */
+export function parseProvenance(v: string | boolean | undefined): { mode: ProvenanceMode; builderId?: string } | undefined {
   if (v === undefined || v === false) return undefined;
-  if (v === true) return 'min';
+  if (v === true) return { mode: 'min' };
   const s = v.trim();
   if (s === 'false' || s === '0') return undefined;
-  if (s === 'true' || s === '1' || s === '') return 'min';
-  const m = /^(?:mode=)?(min|max)$/.exec(s);
-  if (m) return m[1] as ProvenanceMode;
-  throw new UsageError('INVALID_ARGUMENT', `invalid --provenance ${JSON.stringify(s)}: want mode=min or mode=max (write --provenance=mode=max; a bare --provenance must not be followed by the context)`);
+  if (s === 'true' || s === '1' || s === '') return { mode: 'min' };
+  const bad = (why: string) =>
+    new UsageError('INVALID_ARGUMENT', `invalid --provenance ${JSON.stringify(s)}: ${why} (write --provenance=mode=max; a bare --provenance must not be followed by the context)`);
+  let mode: ProvenanceMode = 'min';
+  let builderId: string | undefined;
+  for (const part of s.split(',')) {
+    const m = /^(?:mode=)?(min|max)$/.exec(part.trim());
+    if (m) {
+      mode = m[1] as ProvenanceMode;
+      continue;
+    }
+    const b = /^builder-id=(.+)$/.exec(part.trim());
+    if (b && /^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(b[1]!)) {
+      builderId = b[1]!;
+      continue;
+    }
+    throw bad(b ? 'builder-id must be a URI' : 'want mode=min or mode=max, optionally ,builder-id=URI');
+  }
+  return { mode, ...(builderId ? { builderId } : {}) };
 }
 
 function checkName(t: string): string {
@@ -166,7 +183,13 @@ export function planPublish(f: PublishFlags, tags: readonly string[], output: st
   const connection: PublishFlags = reg?.insecure ? { ...f, insecure: true } : f;
   return {
     output: rest,
-    plan: { refs, ...(f.sign && f.key ? { signKey: f.key } : {}), sbom: !!f.sbom, ...(provenance ? { provenance } : {}), connection },
+    plan: {
+      refs,
+      ...(f.sign && f.key ? { signKey: f.key } : {}),
+      sbom: !!f.sbom,
+      ...(provenance ? { provenance: provenance.mode, ...(provenance.builderId ? { provenanceBuilderId: provenance.builderId } : {}) } : {}),
+      connection,
+    },
   };
 }
 

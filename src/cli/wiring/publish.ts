@@ -182,6 +182,7 @@ export class Publisher {
       platform: formatPlatform(facts.platform),
       baseImages: this.#resolver?.used() ?? [],
       internal: facts.internal,
+      ...(this.#plan.provenanceBuilderId ? { builderId: this.#plan.provenanceBuilderId } : {}),
       builderVersion: tsbuildVersion(),
       invocationId: randomUUID(),
       startedOn: facts.startedOn,

@@ -73,7 +73,7 @@ describe.skipIf(!!why)('build --push --sign --sbom --provenance', () => {
     await tsbuildOk(['key', 'generate'], { root, cwd: dir, env: { COSIGN_PASSWORD: PW } });
     ref = `${reg.host}/signed/app:v1`;
     const r = await tsbuildOk(
-      ['build', '--progress', 'plain', '--push', '--sign', '--key', 'cosign.key', '--sbom', '--provenance=mode=max', '-t', ref, '--target', 'final', '--build-arg', 'VERSION=1.2.3', '--secret', 'id=tok,env=TOK', '.'],
+      ['build', '--progress', 'plain', '--push', '--sign', '--key', 'cosign.key', '--sbom', '--provenance=mode=max,builder-id=https://ci.example/jobs/42', '-t', ref, '--target', 'final', '--build-arg', 'VERSION=1.2.3', '--secret', 'id=tok,env=TOK', '.'],
       { root, cwd: dir, env: { COSIGN_PASSWORD: PW, TOK: SECRET, COSIGN_REPOSITORY: undefined }, timeout: 300_000 },
     );
     digest = r.stdout.trim();
@@ -120,7 +120,7 @@ describe.skipIf(!!why)('build --push --sign --sbom --provenance', () => {
     const df = deps.find((d) => d.name === 'Dockerfile')!;
     expect(df.digest).toEqual({ sha256: createHash('sha256').update(DOCKERFILE).digest('hex') });
     expect(Buffer.from(df.content!, 'base64').toString()).toBe(DOCKERFILE); // mode=max
-    expect(p.runDetails.builder.id).toMatch(/^https:\/\//);
+    expect(p.runDetails.builder.id).toBe('https://ci.example/jobs/42');
     const { startedOn, finishedOn, invocationId } = p.runDetails.metadata;
     expect(invocationId).toMatch(/^[0-9a-f-]{36}$/);
     expect(Date.parse(finishedOn)).toBeGreaterThanOrEqual(Date.parse(startedOn));

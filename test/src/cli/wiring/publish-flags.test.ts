@@ -18,11 +18,13 @@ describe('build publishing flags', () => {
 
   it('--provenance values', () => {
     expect(parseProvenance(undefined)).toBeUndefined();
-    expect(parseProvenance(true)).toBe('min');
+    expect(parseProvenance(true)).toEqual({ mode: 'min' });
     expect(parseProvenance('false')).toBeUndefined();
-    expect(parseProvenance('mode=max')).toBe('max');
-    expect(parseProvenance('min')).toBe('min');
+    expect(parseProvenance('mode=max')).toEqual({ mode: 'max' });
+    expect(parseProvenance('min')).toEqual({ mode: 'min' });
+    expect(parseProvenance('mode=max,builder-id=https://ci.example/jobs/42')).toEqual({ mode: 'max', builderId: 'https://ci.example/jobs/42' });
     expect(() => parseProvenance('.')).toThrow(/--provenance=mode=max/);
+    expect(() => parseProvenance('mode=max,builder-id=not a uri')).toThrow(/builder-id must be a URI/);
   });
 
   it('plans: names from the output win over -t; sign/sbom/provenance need push and a key', () => {
@@ -30,6 +32,7 @@ describe('build publishing flags', () => {
     expect(planPublish({}, [], 'type=oci,dest=x')).toEqual({ output: 'type=oci,dest=x' });
     const p = planPublish({ push: true, sign: true, key: 'k', sbom: true, provenance: 'mode=max' }, ['r/a:1', 'r/a:1', 'r/a:2'], undefined);
     expect(p.plan).toMatchObject({ refs: ['r/a:1', 'r/a:2'], signKey: 'k', sbom: true, provenance: 'max' });
+    expect(planPublish({ push: true, sign: true, key: 'k', provenance: 'builder-id=https://ci.example/1' }, ['r/a'], undefined).plan).toMatchObject({ provenance: 'min', provenanceBuilderId: 'https://ci.example/1' });
     expect(planPublish({}, ['r/a:1'], 'type=registry,name=r/b').plan?.refs).toEqual(['docker.io/r/b:latest']);
     expect(planPublish({}, [], 'type=registry,name=127.0.0.1:5000/x,registry.insecure=true').plan?.connection.insecure).toBe(true);
     expect(() => planPublish({ push: true }, [], undefined)).toThrow(/needs a name/);
