@@ -3,7 +3,7 @@ import { nullLogger } from '../../src/util/logger.js';
 import { auth, type Credential, type Keychain } from './auth.js';
 import { parseWwwAuthenticate, pickChallenge, type Challenge } from './challenge.js';
 import { RegistryError } from './errors.js';
-import { compose, errorFromResponse, httpTransport, type Fetch, type HttpTransport, type Middleware, type TlsOptions } from './fetch.js';
+import { compose, errorFromResponse, httpTransport, type Fetch, type HttpTransport, type Middleware, type RegistryResponse, type TlsOptions } from './fetch.js';
 import { logRequests, redirects, retry, userAgent, type RetryOptions } from './middleware.js';
 
 /** Options shared by every registry operation (ggcr remote.Option). Readonly; `signal` cancels. */
@@ -141,21 +141,8 @@ export class RegistryClient {
       : this.#opts.insecure || isLoopbackHost(host)
         ? ['https', 'http']
         : ['https'];
-    let lastErr: unknown;
-    for (const scheme of schemes) {
+    const decide = async (scheme: 'https' | 'http', res: RegistryResponse): Promise<{ url: URL; challenge: Challenge | undefined }> => {
       const url = new URL(`${scheme}://${host}/v2/`);
-      let res;
-      try {
-        const f = scheme === 'https' && schemes.length > 1 ? this.#probe : this.#plain;
-        res = await f({ method: 'GET', url }, this.#opts.signal);
-      } catch (e) {
-        lastErr = e;
-        if (scheme === 'https' && schemes.length > 1 && isPlainHttpAnswer(e)) {
-          this.#log.debug(`${host}: https ping failed (${e instanceof Error ? e.message : String(e)}), trying plain http`);
-          continue;
-        }
-        throw wrap(e, host);
-      }
       const base = new URL(`${scheme}://${host}`);
       if (res.status === 200) {
         await res.discard();
@@ -168,8 +155,48 @@ export class RegistryClient {
         return { url: base, challenge };
       }
       throw await errorFromResponse(res, { method: 'GET' }, `pinging ${host}`);
+    };
+    const ping = (f: Fetch, scheme: 'https' | 'http', signal?: AbortSignal): Promise<RegistryResponse> => f({ method: 'GET', url: new URL(`${scheme}://${host}/v2/`) }, signal);
+    if (schemes.length === 1) {
+      try {
+        return await decide(schemes[0]!, await ping(this.#plain, schemes[0]!, this.#opts.signal));
+      } catch (e) {
+        throw wrap(e, host);
+      }
     }
-    throw wrap(lastErr, host);
+    // HTTPS first, plain HTTP only when the TLS attempt shows a plain-HTTP server; the plain
+    // probe is sent at the same time (one round trip instead of two), its answer used only then.
+    const early = new AbortController();
+    const signal = this.#opts.signal ? AbortSignal.any([this.#opts.signal, early.signal]) : early.signal;
+    const plainEarly = ping(this.#probe, 'http', signal).then(
+      (res) => ({ res }),
+      (err: unknown) => ({ err }),
+    );
+    let tlsRes: RegistryResponse;
+    try {
+      tlsRes = await ping(this.#probe, 'https', this.#opts.signal);
+    } catch (e) {
+      if (!isPlainHttpAnswer(e)) {
+        early.abort();
+        void plainEarly.then((p) => ('res' in p ? p.res.discard() : undefined));
+        throw wrap(e, host);
+      }
+      this.#log.debug(`${host}: https ping failed (${e instanceof Error ? e.message : String(e)}), trying plain http`);
+      const p = await plainEarly;
+      try {
+        // a failed early probe is asked again through the retrying transport
+        return await decide('http', 'res' in p ? p.res : await ping(this.#plain, 'http', this.#opts.signal));
+      } catch (e2) {
+        throw wrap(e2, host);
+      }
+    }
+    early.abort();
+    void plainEarly.then((p) => ('res' in p ? p.res.discard() : undefined));
+    try {
+      return await decide('https', tlsRes);
+    } catch (e) {
+      throw wrap(e, host);
+    }
   }
 }
 
