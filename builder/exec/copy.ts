@@ -6,7 +6,9 @@
  * owner. `--chmod` applies to everything copied. Parent directories COPY creates belong to the
  * `--chown` owner, as in buildkit.
  */
-import { chmod, chown, lstat, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { chmod, chown, lstat, mkdtemp, readdir, readlink, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, createReadStream, lchownSync, linkSync, lstatSync, openSync, readlinkSync, readSync, closeSync, rmSync, symlinkSync, utimesSync, lutimesSync, mkdirSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -135,6 +137,38 @@ async function rootRoots(root: string, sources: readonly string[]): Promise<Root
     }
   }
   return roots;
+}
+
+/**
+ * Content digest of what a COPY/ADD from another root (a stage's) reads: for each source the
+ * same selection {@link applyCopy} makes, every item's relative path, type, mode, owner, mtime,
+ * link target, hard-link group and file content. A cache key built on it survives changes to
+ * the rest of that root.
+ */
+export async function rootSourcesDigest(root: string, sources: readonly string[]): Promise<string> {
+  const h = createHash('sha256');
+  for (const r of await rootRoots(root, sources)) {
+    h.update(`root ${JSON.stringify(r.relPath)}\n`);
+    const groups = new Map<string, number>();
+    for (const it of await r.items()) {
+      const st = it.st;
+      let content = '';
+      if (st.isFile()) {
+        const f = createHash('sha256');
+        await pipeline(createReadStream(it.host), f);
+        content = f.digest('hex');
+      } else if (st.isSymbolicLink()) content = await readlink(it.host);
+      let group = -1;
+      if (st.isFile() && st.nlink > 1) {
+        const id = `${st.dev}:${st.ino}`;
+        group = groups.get(id) ?? groups.size;
+        groups.set(id, group);
+      }
+      const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
+      h.update(`${JSON.stringify([it.rel, type, st.mode, st.uid, st.gid, st.mtime.getTime(), group, content])}\n`);
+    }
+  }
+  return `sha256:${h.digest('hex')}`;
 }
 
 /** Compressions the OCI tar module does not read (ADD accepts them, like buildkit): decompressed by the host's tool. */

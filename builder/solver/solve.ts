@@ -21,7 +21,7 @@ import type { CopyStep, ResolvedBuild, ResolvedStage, RunStep, Step } from '../c
 import type { StageGraph } from '../convert/stages.js';
 import { DockerfileError } from '../dockerfile/errors.js';
 import { commitUpper, type CommittedLayer } from '../exec/commit.js';
-import { applyCopy, applyWorkdir, type CopyInput, type FetchedSource } from '../exec/copy.js';
+import { applyCopy, applyWorkdir, rootSourcesDigest, type CopyInput, type FetchedSource } from '../exec/copy.js';
 import { forwardAgent } from '../exec/ssh-forward.js';
 import { contextView } from '../exec/context-view.js';
 import { checkoutGit, downloadUrl, isHttpSource, parseChecksum, parseGitSource, resolveGitCommit } from '../exec/remote-source.js';
@@ -286,6 +286,20 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
       const recordKey = recordKeyOf(compression);
       let rec: CacheRecord | undefined = skip || !o.cache ? undefined : await o.cache.get(recordKey);
       if (!rec && !skip && o.cache && compression === 'none') rec = await o.cache.get(recordKeyOf(o.compression ?? 'gzip'));
+      // COPY --from=stage missed by the stage's key: look up the key of the content it copies
+      // (BuildKit's content keys), so a change elsewhere in that stage does not copy unchanged
+      // files again. A hit is recorded under the stage key too; the chain goes on with it.
+      let contentRecordKey: Digest | undefined;
+      if (!rec && !skip && o.cache && (step.kind === 'COPY' || step.kind === 'ADD') && step.from.kind === 'stage') {
+        // (a source that cannot be read fails in the copy itself, with the step's name)
+        const digest = await stageSourcesDigest((await stageResult(step.from.index)).image, step.sources).catch(() => undefined);
+        if (digest) {
+          const ck = cacheKey(parentKey, { ...op, from: 'stage-content' } as Op, [digest]);
+          contentRecordKey = compression === 'gzip' ? ck : sha256(`${ck}\n${compression}`);
+          rec = await o.cache.get(contentRecordKey);
+          if (rec) await o.cache.put(recordKey, rec);
+        }
+      }
       if (o.trail) {
         const identity = `${o.graph.options.file ?? 'Dockerfile'}\n${rs.displayName}\n${i}`;
         const now = { key, parent: parentKey, op, inputs };
@@ -308,6 +322,7 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
         }
         rec = { ...(layer ? { layer } : {}), created: epochDate ?? rfc3339(now()) };
         if (o.cache) await o.cache.put(recordKey, rec);
+        if (o.cache && contentRecordKey) await o.cache.put(contentRecordKey, rec);
         o.progress?.({ kind: 'step', id, name, state: 'done', ms: Date.now() - t0 });
       }
       o.cache?.used?.({ key: recordKey, parent: parentKey, record: rec, stage: rs.index, inImage: exported.has(rs.index) });
@@ -399,6 +414,16 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
     }
     if (!fetchers.length) return { local, inputs };
     return { local, inputs, fetch: async () => Promise.all(fetchers.map((f) => f())) };
+  }
+
+  /** {@link rootSourcesDigest} of `sources` in a stage's image (mounted for the time of reading). */
+  async function stageSourcesDigest(image: Image, sources: readonly string[]): Promise<Digest> {
+    const s = await o.snapshotter.prepare(image, signal);
+    try {
+      return (await rootSourcesDigest(s.rootfs, sources)) as Digest;
+    } finally {
+      await s.release();
+    }
   }
 
   /** Semantic fields and input digests of a RUN's mounts (bind sources by content, never secret values). */
