@@ -335,7 +335,8 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
 
     // === rootfs
     opts.signal?.throwIfAborted();
-    const rootfs: PreparedRootfs = await prepareRootfs(new SnapshotStore(opts.root), image, containerDir, opts.signal);
+    // --rm: the upper is thrown away, so the overlay need not sync it (no sync on unmount)
+    const rootfs: PreparedRootfs = await prepareRootfs(new SnapshotStore(opts.root), image, containerDir, opts.signal, { volatile: opts.rm !== false });
     cleanups.push(async () => {
       if (handedOver) return;
       if (keep) unmount(rootfs.rootfs);

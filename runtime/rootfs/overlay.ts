@@ -18,6 +18,8 @@ export interface OverlayPlan {
   cwd?: string;
   /** Short symlinks to create first: name (relative to `cwd`) → lower directory. */
   links: { path: string; target: string }[];
+  /** `options` ends with `,volatile` (see {@link planOverlay}). */
+  volatile?: boolean;
 }
 
 function escapeLower(p: string): string {
@@ -31,16 +33,19 @@ function escapeLower(p: string): string {
  * absolute option string would exceed {@link MOUNT_DATA_MAX} (some 60 layers with long store
  * paths), the plan switches to short symlinks `l/<n>` in the container dir and relative paths,
  * mounted with the container dir as the working directory (the trick containerd and
- * containers/storage use). Pure.
+ * containers/storage use). With `volatile` (Linux 5.10+) the overlay skips every sync of the
+ * upper file system, unmount included: for containers whose upper is thrown away (`--rm`),
+ * as podman does. Pure.
  */
-export function planOverlay(lowers: readonly string[], containerDir: string): OverlayPlan {
+export function planOverlay(lowers: readonly string[], containerDir: string, opts: { volatile?: boolean } = {}): OverlayPlan {
   const target = join(containerDir, 'rootfs');
   const upper = join(containerDir, 'upper');
   const work = join(containerDir, 'work');
   const topFirst = [...lowers].reverse();
-  const abs = `lowerdir=${topFirst.map(escapeLower).join(':')},upperdir=${escapeLower(upper)},workdir=${escapeLower(work)}`;
-  if (abs.length <= MOUNT_DATA_MAX) return { target, upper, work, options: abs, links: [] };
+  const tail = opts.volatile ? ',volatile' : '';
+  const abs = `lowerdir=${topFirst.map(escapeLower).join(':')},upperdir=${escapeLower(upper)},workdir=${escapeLower(work)}${tail}`;
+  if (abs.length <= MOUNT_DATA_MAX) return { target, upper, work, options: abs, links: [], ...(opts.volatile ? { volatile: true } : {}) };
   const links = topFirst.map((t, i) => ({ path: `l/${i.toString(36)}`, target: t }));
-  const options = `lowerdir=${links.map((l) => l.path).join(':')},upperdir=upper,workdir=work`;
-  return { target, upper, work, options, cwd: containerDir, links };
+  const options = `lowerdir=${links.map((l) => l.path).join(':')},upperdir=upper,workdir=work${tail}`;
+  return { target, upper, work, options, cwd: containerDir, links, ...(opts.volatile ? { volatile: true } : {}) };
 }

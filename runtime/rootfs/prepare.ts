@@ -32,14 +32,23 @@ export async function mountOverlay(plan: OverlayPlan): Promise<void> {
     for (const l of plan.links) await symlink(l.target, join(plan.cwd, l.path));
   }
   if (plan.options.length > MOUNT_DATA_MAX) throw new RuntimeError('ROOTFS', `too many layers for one overlay mount (${plan.links.length})`);
+  const mountIt = () => {
+    try {
+      mount('overlay', plan.target, 'overlay', 0, plan.options);
+    } catch (e) {
+      // kernels before 5.10 have no `volatile`: mount without it
+      if (!plan.volatile || !(e instanceof RuntimeError) || e.errno !== 'EINVAL') throw e;
+      mount('overlay', plan.target, 'overlay', 0, plan.options.slice(0, -',volatile'.length));
+    }
+  };
   if (!plan.cwd) {
-    mount('overlay', plan.target, 'overlay', 0, plan.options);
+    mountIt();
     return;
   }
   const prev = process.cwd();
   process.chdir(plan.cwd);
   try {
-    mount('overlay', plan.target, 'overlay', 0, plan.options);
+    mountIt();
   } finally {
     process.chdir(prev);
   }
@@ -57,7 +66,7 @@ export function unmount(target: string): void {
  * for one container under `containerDir`: `rootfs` (mount point), `upper`, `work`. The
  * builder's Executor uses the same call; `upper` is the container's diff.
  */
-export async function prepareRootfs(snapshots: SnapshotStore, image: Image, containerDir: string, signal?: AbortSignal): Promise<PreparedRootfs> {
+export async function prepareRootfs(snapshots: SnapshotStore, image: Image, containerDir: string, signal?: AbortSignal, opts: { volatile?: boolean } = {}): Promise<PreparedRootfs> {
   // Layers unpack independently: a few at a time (decompression and file creation overlap).
   const layers = await image.layers();
   const lowers: string[] = new Array(layers.length);
@@ -75,7 +84,7 @@ export async function prepareRootfs(snapshots: SnapshotStore, image: Image, cont
     await mkdir(empty, { recursive: true });
     lowers.push(empty);
   }
-  const plan = planOverlay(lowers, containerDir);
+  const plan = planOverlay(lowers, containerDir, opts);
   let mounted = false;
   const cleanup = async () => {
     if (mounted) {
