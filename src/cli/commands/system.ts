@@ -40,7 +40,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
   cmd.description('disk use and cleanup of the store');
   cmd
     .command('prune')
-    .description('remove stopped containers, leftovers of crashed ones, dangling images, unused blobs and snapshots')
+    .description('remove stopped containers, leftovers of crashed ones, dangling images, build cache, unused blobs and snapshots')
     .option('-a, --all', 'remove every image no container uses, not only dangling ones')
     .option('-f, --force', 'do not ask for confirmation')
     .option('--volumes', 'also remove unused anonymous volumes')
@@ -51,7 +51,8 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       if (!o.force) {
         const ok = await confirm(c, `WARNING! This will remove:
   - all stopped containers and the leftovers of crashed ones (mounts, cgroups, network attachments)
-  - ${o.all ? 'all images without at least one container associated to them' : 'all dangling images'}, unreferenced blobs and layer snapshots${o.volumes ? '\n  - all anonymous volumes not used by at least one container' : ''}`);
+  - ${o.all ? 'all images without at least one container associated to them' : 'all dangling images'}, unreferenced blobs and layer snapshots
+  - ${o.all ? 'all build cache' : 'unused build cache'}${o.volumes ? '\n  - all anonymous volumes not used by at least one container' : ''}`);
         if (!ok) return;
       }
       const { pruneContainers, pruneSnapshots, referencedDiffIds } = await import('../../../runtime/system/prune.js');
@@ -73,14 +74,17 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       const kept = new Set<string>(await store.gcRoots());
       const images = [...new Set((await store.list()).filter((r) => (o.all || r.name === '') && !inUse.has(r.id) && !kept.has(r.id) && !kept.has(r.descriptor.digest)).map((r) => r.id))];
       for (const id of images) await store.removeId(id);
+      // build cache (docker system prune does it too): step records and cache mounts; -a also those of local images' layers
+      const { pruneBuildCache } = await import('../../../builder/solver/prune.js');
+      const cache = await pruneBuildCache(c.root, store, o.all ? { all: true } : {});
       const gc = await store.gc();
       const snaps = await pruneSnapshots(c.root, await referencedDiffIds(store));
-      const total = gc.bytes + snaps.bytes + volumes.reclaimed;
+      const total = gc.bytes + snaps.bytes + volumes.reclaimed + cache.reclaimed;
       if (o.format === 'json') {
         c.stdout.write(`${JSON.stringify({
           deletedContainers: report.removed, repairedContainers: report.repaired,
           network: { detached: report.network.detached, leases: report.network.leases, rules: report.network.rules },
-          unmounted: report.mounts, removedCgroups: report.cgroups, deletedImages: images, deletedBlobs: gc.removed.length,
+          unmounted: report.mounts, removedCgroups: report.cgroups, deletedImages: images, deletedBuildCache: cache.removed.map((e) => e.id), deletedBlobs: gc.removed.length,
           deletedSnapshots: snaps.removed, deletedVolumes: volumes.removed, reclaimedBytes: total, errors: report.errors,
         })}\n`);
       } else {
@@ -94,6 +98,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         section('Removed Cgroups', report.cgroups);
         section('Deleted Volumes', volumes.removed);
         section('Deleted Images', images.map((i) => `deleted: ${i}`));
+        section('Deleted Build Cache Objects', cache.removed.map((e) => e.id));
         section('Deleted Layer Snapshots', snaps.removed);
         c.stdout.write(`Total reclaimed space: ${humanBytes(total)}\n`);
       }
@@ -101,7 +106,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
     });
   cmd
     .command('df')
-    .description('show disk use of images, containers, local volumes and layer snapshots')
+    .description('show disk use of images, containers, local volumes, layer snapshots and build cache')
     .option('--format <fmt>', 'table or json', 'table')
     .action(async (o: { format: string }) => {
       const c = ctx();
@@ -132,6 +137,12 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         { type: 'Images', total: ids.length, active: ids.filter((i) => inUse.has(i)).length, size: blobs, reclaimable: reclaim.bytes + danglingBytes },
         ...(await runtimeDiskUsage(c.root, await referencedDiffIds(store))),
       ];
+      {
+        const { pruneBuildCache } = await import('../../../builder/solver/prune.js');
+        const cache = await pruneBuildCache(c.root, store, { all: true, dryRun: true });
+        const size = cache.removed.reduce((n, e) => n + e.size, 0);
+        rows.push({ type: 'Build Cache', total: cache.removed.length, active: 0, size, reclaimable: size });
+      }
       try {
         const { listVolumes, volumeUsers } = await import('../../../runtime/volumes/store.js');
         const users = await volumeUsers(c.root);

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -153,6 +153,24 @@ describe.skipIf(!!why)('containers: system prune repairs crashed containers', ()
     await tsbuildOk(['network', 'create', net, '--subnet', '10.88.245.0/24'], { root });
   });
 
+  it('build cache no image uses goes, with its blobs', async () => {
+    const ctx = mkdtempSync(join(tmpdir(), 'tsbuild-ctrprune-ctx-'));
+    try {
+      writeFileSync(join(ctx, 'Dockerfile'), `FROM ${IMG}\nRUN echo ${process.pid} > /built\n`);
+      await tsbuildOk(['build', '-q', '-t', 'localhost/ctrprune/built:1', ctx], { root });
+      await tsbuildOk(['rmi', 'localhost/ctrprune/built:1'], { root });
+    } finally {
+      rmSync(ctx, { recursive: true, force: true });
+    }
+    const df = (await tsbuildOk(['system', 'df', '--format', 'json'], { root })).stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; total: number });
+    expect(df.find((r) => r.type === 'Build Cache')!.total).toBeGreaterThan(0);
+    const rep = JSON.parse((await tsbuildOk(['system', 'prune', '-f', '--format', 'json'], { root })).stdout) as { deletedBuildCache: string[]; reclaimedBytes: number };
+    expect(rep.deletedBuildCache.length).toBeGreaterThan(0);
+    // the step's layer blob went with its record
+    expect(rep.reclaimedBytes).toBeGreaterThan(0);
+    expect((await tsbuildOk(['images', '-q'], { root })).stdout.trim().split('\n')).toHaveLength(1);
+  });
+
   it('orphan layer snapshots go, those of images stay; system df counts them', async () => {
     const fake = join(root, 'snapshots', 'e'.repeat(64));
     mkdirSync(join(fake, 'etc'), { recursive: true });
@@ -161,7 +179,7 @@ describe.skipIf(!!why)('containers: system prune repairs crashed containers', ()
     expect(referenced.size).toBe(1);
     const real = [...referenced][0]!;
     const df = (await tsbuildOk(['system', 'df', '--format', 'json'], { root })).stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; total: number; reclaimable: number });
-    expect(df.map((r) => r.type)).toEqual(['Images', 'Containers', 'Local Volumes', 'Layer snapshots']);
+    expect(df.map((r) => r.type)).toEqual(['Images', 'Containers', 'Local Volumes', 'Layer snapshots', 'Build Cache']);
     expect(df[3]!.total).toBe(2);
     expect(df[3]!.reclaimable).toBeGreaterThan(0);
     // the CLI spares snapshots younger than a minute (an unpack racing a mount); the library call here does not
