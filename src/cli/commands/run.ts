@@ -133,7 +133,7 @@ export function runOptionsFromFlags(root: string, image: string, cmd: string[], 
     const i = h.search(/[:=]/);
     const name = i < 0 ? '' : h.slice(0, i);
     const ip = i < 0 ? '' : h.slice(i + 1);
-    if (!/^[a-zA-Z0-9][a-zA-Z0-9.-]*$/.test(name) || !(ip === 'host-gateway' || isIP(ip))) throw new UsageError('INVALID_ARGUMENT', `invalid --add-host ${JSON.stringify(h)}: expected name:ip or name:host-gateway`);
+    if (!/^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$/.test(name) || !(ip === 'host-gateway' || isIP(ip))) throw new UsageError('INVALID_ARGUMENT', `invalid --add-host ${JSON.stringify(h)}: expected name:ip or name:host-gateway`);
     return { name, ip };
   });
   for (const n of [...(f.hostname ? [f.hostname] : []), ...(f.domainname ? [f.domainname] : []), ...(f.networkAlias ?? [])]) {
