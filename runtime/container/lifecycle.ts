@@ -4,13 +4,14 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { cgroupManagerFromPaths } from '../cgroups/manager.js';
 import { RuntimeError } from '../errors.js';
 import { readFileInRoot } from '../rootfs/read-in-root.js';
 import { resolveUser } from '../spec/user.js';
 import { markStopRequested } from '../monitor/control.js';
 import { execInContainer, loadContainer, type Container, type ContainerIO } from './container.js';
-import { containerInfo, lockRecord, recordPaths, removeRecord, waitExited, type ContainerInfo, type ContainerRecord } from './records.js';
+import { containerInfo, lockRecord, ownerAlive, recordPaths, removeRecord, waitExited, type ContainerInfo, type ContainerRecord } from './records.js';
 
 async function infoOf(root: string, id: string): Promise<ContainerInfo> {
   const i = await containerInfo(root, id);
@@ -68,7 +69,10 @@ export async function removeContainer(root: string, id: string, opts: { force?: 
     await markStopRequested(recordPaths(root, id).dir);
     const c = await runtimeContainer(root, i.record);
     await c.kill('SIGKILL').catch(() => undefined);
+    const owner = i.status;
     const after = await waitExited(root, id, 10_000);
+    // the monitor exits right after recording the exit: let it go first, so nothing of it outlives rm
+    for (let k = 0; k < 100 && ownerAlive(owner); k++) await sleep(20);
     if (!after) return; // --rm: its monitor removed it
     i = after;
   }
