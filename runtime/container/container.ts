@@ -230,6 +230,14 @@ class ContainerImpl implements Container {
     if (this.helper) await this.helper.waitStarted();
   }
 
+  /** run(): once process.args is executed, the poststart hooks (failures are warnings). */
+  async poststart(): Promise<void> {
+    const s = await readState(this.stateRoot, this.id);
+    if (!s.hooks?.poststart?.length) return;
+    if (this.helper) await this.helper.waitStarted();
+    await runHooksWarn(s.hooks, 'poststart', hookState(s, 'running'), (m) => this.logger.warn(m));
+  }
+
   async kill(sig: NodeJS.Signals | number, opts: { all?: boolean } = {}): Promise<void> {
     const n = signalNumber(sig);
     const s = await readState(this.stateRoot, this.id);
@@ -516,6 +524,7 @@ export async function runContainer(opts: CreateOptions & { signal?: AbortSignal;
     if (opts.signal?.aborted) onAbort();
     for (const sig of pending) onSignal(sig);
     try {
+      await c.poststart();
       return await c.wait();
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);

@@ -196,7 +196,8 @@ export interface TapPoint {
  * - a program that exited non-zero aborted (util.Fatal): it is ONE failing point `<program>`,
  *   whatever points the in-container probe printed before (the `*_fail` programs print the probe's
  *   points, then fail because the runtime accepted an invalid config);
- * - a program that printed no point (`1..0`; the hook programs) passes iff it printed no `error`
+ * - a program that printed no point (`1..0`, the hook programs; or nothing at all, the `*_fail`
+ *   programs when the runtime rightly refuses the config) passes iff it printed no `error`
  *   diagnostic.
  */
 export function scoreTap(program: string, stdout: string, exitCode: number): TapPoint[] {
@@ -212,7 +213,7 @@ export function scoreTap(program: string, stdout: string, exitCode: number): Tap
     seen.set(desc, n);
     out.push({ key: `${program}: ${desc}${n > 1 ? ` #${n}` : ''}`, result: skip ? 'skip' : m[1] === 'ok' ? 'pass' : 'fail' });
   }
-  if (out.length === 0) out.push({ key: program, result: /^TAP version/m.test(stdout) && !/"error":/.test(stdout) ? 'pass' : 'fail' });
+  if (out.length === 0) out.push({ key: program, result: /"error":/.test(stdout) ? 'fail' : 'pass' });
   return out;
 }
 

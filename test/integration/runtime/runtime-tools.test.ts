@@ -204,6 +204,17 @@ describe.skipIf(!!why)('OCI runtime-tools validation: tsbuild, crun, runc', () =
     } finally {
       for (const r of RUNTIMES) deleteLeftovers(r, wrap[r]);
     }
+    // TSBUILD_RUNTIME_TOOLS_OUT=DIR keeps every program's output as DIR/<runtime>/<program>.{tap,err}
+    const keep = process.env['TSBUILD_RUNTIME_TOOLS_OUT'];
+    if (keep) {
+      for (const r of RUNTIMES) {
+        await mkdir(join(keep, r), { recursive: true });
+        for (const run of runs.get(r)!) {
+          await writeFile(join(keep, r, `${run.program}.tap`), run.stdout);
+          await writeFile(join(keep, r, `${run.program}.err`), `exit ${run.exitCode}, ${run.ms} ms\n${run.stderr}`);
+        }
+      }
+    }
     for (const r of RUNTIMES) {
       const m = new Map<string, TapPoint['result']>();
       for (const run of runs.get(r)!) for (const p of scoreTap(run.program, run.stdout, run.exitCode)) m.set(p.key, p.result);
