@@ -206,7 +206,8 @@ export async function attachNetwork(root: string, id: string, network: string, a
     await unlock?.();
   }
   try {
-    await run('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);
+    // lo up through the loopback plugin (nothing to undo: it goes with the namespace)
+    await execPlugin('loopback', 'ADD', id, netns, 'lo', { cniVersion: list.cniVersion, name: list.name, type: 'loopback' });
     let prev: unknown;
     for (const p of list.plugins) prev = (await execPlugin(p.type, 'ADD', id, netns, att.ifname, pluginConf(list, p, att.ports, prev))) ?? prev;
     att.result = (prev ?? {}) as Attachment['result'];

@@ -212,7 +212,7 @@ describe.skipIf(!!why)('containers: CNI networking', () => {
   it('--hostname, --domainname, --dns*, --add-host (host-gateway) make the container\'s own hosts, resolv.conf and hostname files', async () => {
     const r = await tsbuildOk(['run', '--rm', '--cgroup-parent', parent, '--network', 'tsbuild', '--hostname', 'h1', '--domainname', 'example.org',
       '--dns', '192.0.2.53', '--dns', '192.0.2.54', '--dns-search', 'a.test', '--dns-option', 'ndots:2', '--add-host', 'gw:host-gateway', '--add-host', 'db:192.0.2.10',
-      IMG, 'sh', '-c', 'cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---; cat /etc/hostname; hostname; cat /proc/sys/kernel/domainname; ip -4 -o addr show eth0'], { root });
+      IMG, 'sh', '-c', 'cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---; cat /etc/hostname; hostname; cat /proc/sys/kernel/domainname; ip -4 -o addr show eth0; ip -o link show lo'], { root });
     const [hosts, resolv, names] = r.stdout.split('---\n');
     const address = /inet (\S+)\//.exec(names!)![1]!;
     expect(hosts).toContain('127.0.0.1\tlocalhost\n');
@@ -221,6 +221,8 @@ describe.skipIf(!!why)('containers: CNI networking', () => {
     expect(hosts).not.toContain('tsbuild network peers');
     expect(resolv).toBe('search a.test\nnameserver 192.0.2.53\nnameserver 192.0.2.54\noptions ndots:2\n');
     expect(names!.split('\n').slice(0, 3)).toEqual(['h1', 'h1', 'example.org']);
+    // lo is up (the loopback plugin)
+    expect(names).toMatch(/lo: <LOOPBACK,UP/);
     // the files are the container's own, not the image's
     const plain = await tsbuildOk(['run', '--rm', '--cgroup-parent', parent, IMG, 'sh', '-c', 'cat /etc/hostname; grep -c gw /etc/hosts || true'], { root });
     expect(plain.stdout).not.toContain('h1');
