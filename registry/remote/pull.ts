@@ -112,7 +112,7 @@ async function pullNode(repo: Repository, store: ContentStore, m: FetchedManifes
     if (w) await downloadResumable(repo, store, b, w, onBytes);
     // the store verifies digest and size while writing (and keeps nothing on a mismatch): the
     // bytes are hashed once, there
-    else await store.put(Readable.from(repo.blobFrom(b, 0, onBytes)), { mediaType: b.mediaType, digest: b.digest, size: b.size });
+    else await store.put(Readable.from(repo.blobFrom(b, 0, onBytes), { objectMode: false }), { mediaType: b.mediaType, digest: b.digest, size: b.size });
     counter.n++;
     counter.added.push(b.digest);
     progress?.({ digest: b.digest, state: 'done', done: b.size, total: b.size });
@@ -144,7 +144,7 @@ async function downloadResumable(repo: Repository, store: ContentStore, b: Descr
       await (bad ? w.discard() : w.keep());
       if (!bad || resumedFrom === 0) throw e;
       repo.opts.logger?.warn(`blob ${b.digest}: the partial download of an earlier run did not verify; downloading it again`);
-      await store.put(Readable.from(repo.blobFrom(b, 0, onBytes)), { mediaType: b.mediaType, digest: b.digest, size: b.size });
+      await store.put(Readable.from(repo.blobFrom(b, 0, onBytes), { objectMode: false }), { mediaType: b.mediaType, digest: b.digest, size: b.size });
       return;
     }
   }
@@ -152,7 +152,7 @@ async function downloadResumable(repo: Repository, store: ContentStore, b: Descr
     // A fresh download goes straight into the store (verified there, written once); the bytes
     // are copied to the partial file on the way, so that a failed run leaves them for the next.
     try {
-      await store.put(Readable.from(w.tee(repo.blobFrom(b, 0, onBytes))), { mediaType: b.mediaType, digest: b.digest, size: b.size });
+      await store.put(Readable.from(w.tee(repo.blobFrom(b, 0, onBytes)), { objectMode: false }), { mediaType: b.mediaType, digest: b.digest, size: b.size });
     } catch (e) {
       const bad = e instanceof ContentError && (e.code === 'DIGEST_MISMATCH' || e.code === 'SIZE_MISMATCH');
       await (bad ? w.discard() : w.keep());
