@@ -119,13 +119,15 @@ describe.skipIf(!!why)('containers: system prune repairs crashed containers', ()
 
     const r = await tsbuildOk(['system', 'prune', '-f', '--format', 'json', '--cgroup-parent', parent], { root });
     const rep = JSON.parse(r.stdout) as { deletedContainers: string[]; repairedContainers: string[]; network: { leases: string[]; rules: string[] }; unmounted: string[]; removedCgroups: string[]; deletedSnapshots: string[]; errors: string[] };
-    expect(rep.errors).toEqual([]);
+    // (the default network and the default cgroup parents are shared with other stores: only this test's objects are asserted)
+    expect(rep.errors.filter((e) => e.includes(net) || e.includes(parent) || e.includes(dead.slice(0, 12)) || e.includes(lost.slice(0, 12)))).toEqual([]);
     expect(rep.repairedContainers).toEqual(expect.arrayContaining([dead, lost]));
     expect(rep.deletedContainers).toHaveLength(2);
     expect(rep.deletedContainers).toContain(dead);
-    expect(rep.network.leases).toEqual([`${net}/${lostIp} (${lost.slice(0, 12)})`]);
+    expect(rep.network.leases.filter((l) => l.startsWith(`${net}/`))).toEqual([`${net}/${lostIp} (${lost.slice(0, 12)})`]);
     // its namespace was gone, so the bridge plugin could not find the masquerade rules: removed by their comment
-    expect(rep.network.rules).toEqual([lost]);
+    expect(rep.network.rules).toContain(lost);
+    expect(rep.network.rules).not.toContain(live);
     expect(rep.unmounted).toContain(join(stale, 'merged'));
     for (const dir of cgMounts) expect(rep.removedCgroups).toContain(join(dir, parent, orphanCg));
     expect(rep.deletedSnapshots).toContain(`.tmp-${'0'.repeat(12)}-${deadPid}-abcdef`);
