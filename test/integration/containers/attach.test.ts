@@ -91,6 +91,16 @@ describe.skipIf(!!why)('containers: attach to a detached container', () => {
     expect((await env.inspect('term')).State.Running).toBe(true);
   });
 
+  it('--sig-proxy (default) passes SIGINT on to a container without a terminal', async () => {
+    await env.runD('--name', 'trapper', BUSYBOX, 'sh', '-c', 'trap "echo got-int; exit 9" INT; while :; do echo tick; sleep 0.2; done');
+    const a = new Attach(env.root, ['--no-stdin', 'trapper']);
+    // output through the attachment: its signal handlers are in place
+    await a.waitFor('tick\n');
+    a.child.kill('SIGINT');
+    expect(await a.exited).toBe(9);
+    expect(a.out).toContain('got-int\n');
+  });
+
   it('--no-stdin streams live output of a container without -i until it stops; a stopped container cannot be attached', async () => {
     await env.runD('--name', 'ticker', BUSYBOX, 'sh', '-c', 'trap "exit 7" TERM; while :; do echo tick; sleep 0.2; done');
     const a = new Attach(env.root, ['--no-stdin', 'ticker']);
