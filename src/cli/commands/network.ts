@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 
-/** `tsbuild network create|ls|rm|inspect`: CNI networks under `<root>/networks/`. */
+/** `tsbuild network create|ls|rm|prune|inspect`: CNI networks under `<root>/networks/`. */
 export function register(cmd: Command, ctx: () => CliContext): void {
   cmd.description('manage CNI networks (conflists in <root>/networks/)');
   cmd
@@ -40,6 +40,21 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         await removeNetwork(ctx().root, n);
         ctx().stdout.write(`${n}\n`);
       }
+    });
+  cmd
+    .command('prune')
+    .option('-f, --force', 'do not prompt (tsbuild never prompts; accepted for docker compatibility)')
+    .description('remove every user network no container uses (the default network stays)')
+    .action(async () => {
+      const c = ctx();
+      const { listNetworks, removeNetwork, DEFAULT_NETWORK } = await import('../../../runtime/network/cni.js');
+      const gone: string[] = [];
+      for (const n of await listNetworks(c.root)) {
+        if (n.name === DEFAULT_NETWORK || n.containers.length) continue;
+        await removeNetwork(c.root, n.name);
+        gone.push(n.name);
+      }
+      if (gone.length) c.stdout.write(`Deleted Networks:\n${gone.map((n) => `${n}\n`).join('')}`);
     });
   cmd
     .command('inspect')

@@ -133,6 +133,10 @@ describe.skipIf(!!why)('containers: CNI networking', () => {
     expect(existsSync(`/sys/class/net/tsb-${net}`)).toBe(false);
     expect(existsSync(`/var/lib/cni/networks/${net}`)).toBe(false);
     expect((await tsbuildOk(['network', 'ls'], { root })).stdout).not.toContain(net);
+    // network prune: unused user networks go, the default one stays
+    await tsbuildOk(['network', 'create', `${net}x`, '--subnet', '10.88.251.0/24'], { root });
+    expect((await tsbuildOk(['network', 'prune', '-f'], { root })).stdout).toBe(`Deleted Networks:\n${net}x\n`);
+    expect((await tsbuildOk(['network', 'ls', '--format', 'json'], { root })).stdout.trim().split('\n').map((l) => (JSON.parse(l) as { name: string }).name)).toEqual(['tsbuild']);
   });
 
   it('--network none with -p, unknown networks and bad ports are clear errors that leave nothing', async () => {
