@@ -222,9 +222,11 @@ describe.skipIf(!!why)('tsbuild run (library) with a busybox image', () => {
     const late = new AbortController();
     const t0 = Date.now();
     const running = runCaptured({ cmd: ['sleep', '30'], signal: late.signal });
-    // abort once the container process runs (it is in its pids cgroup)
+    // abort once the container process runs: in its pids cgroup AND executed (a created container
+    // is in the cgroup too; an abort before start rejects instead of killing)
     const pidsDir = join('/sys/fs/cgroup/pids', CGROUP_PARENT);
-    const isRunning = () => existsSync(pidsDir) && readdirSync(pidsDir, { withFileTypes: true }).some((d) => d.isDirectory() && readFileSync(join(pidsDir, d.name, 'cgroup.procs'), 'utf8').trim() !== '');
+    const comm = (pid: string) => { try { return readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { return ''; } };
+    const isRunning = () => existsSync(pidsDir) && readdirSync(pidsDir, { withFileTypes: true }).some((d) => d.isDirectory() && readFileSync(join(pidsDir, d.name, 'cgroup.procs'), 'utf8').trim().split('\n').some((p) => p && comm(p) === 'sleep'));
     for (let i = 0; i < 300 && !isRunning(); i++) await new Promise((r) => setTimeout(r, 50));
     late.abort();
     expect((await running).exitCode).toBe(137);
