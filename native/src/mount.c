@@ -338,7 +338,8 @@ int setup_rootfs(struct ctx *c, struct herr *err) {
   // === pivot_root refuses a new root (or its parent mount) that is shared: with a shared
   // rootfsPropagation the mount holding the rootfs becomes private again (crun's
   // make_parent_mount_private); the mounts below it keep the asked propagation
-  if ((pflag & MS_SHARED) && make_parent_mount_private(c->rootfs, err)) return -1;
+  // (and an unbindable one could not be bound at all)
+  if ((pflag & (MS_SHARED | MS_UNBINDABLE)) && make_parent_mount_private(c->rootfs, err)) return -1;
 
   // === the root filesystem becomes a mount point of its own, required by pivot_root
   if (mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) return fail(err, "rootfs", errno, "bind-mounting the rootfs %s", c->rootfs);
@@ -374,6 +375,8 @@ int setup_rootfs(struct ctx *c, struct herr *err) {
   if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) return fail(err, "pivot_root", errno, "making the old root rslave");
   if (umount2(".", MNT_DETACH) < 0) return fail(err, "pivot_root", errno, "detaching the old root");
   if (chdir("/") < 0) return fail(err, "pivot_root", errno, "chdir to the new root");
+  // the asked propagation holds for the container's own root too
+  if (prop && mount(NULL, "/", NULL, pflag | MS_REC, NULL) < 0) return fail(err, "propagation", errno, "making the new root %s", prop);
   return 0;
 }
 
