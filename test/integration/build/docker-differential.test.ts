@@ -95,6 +95,8 @@ const COMPARED: Case[] = [
       (path === 'zstd/archive.tar.zst' && !ours && docker?.sha === sha256(readFileSync(join(CASES, 'add-zstd', 'archive.tar.zst')))) || (/^zstd\/t(\/|$)/.test(path) && !!ours && !docker),
   },
   { name: 'hardlinks', dir: 'hardlinks' },
+  { name: 'fs-edge', dir: 'fs-edge' },
+  { name: 'copy-edge', dir: 'copy-edge' },
   // the rest of these cases, without what 20.10's frontend (buildkit 0.8, dockerfile 1.2) rejects:
   // heredocs (dockerfile 1.4), RUN --mount=type=secret,env= (1.10), tmpfs size= (1.5)
   { name: 'run-basic (no heredoc)', dir: 'run-basic', drop: [/^RUN <</] },
