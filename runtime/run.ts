@@ -217,7 +217,7 @@ function monitorMain(): string {
  * for its report: resolves once the container runs, rejects with the monitor's error (after
  * the monitor has exited, so the caller may clean up).
  */
-async function startMonitor(root: string, id: string, signal?: AbortSignal): Promise<void> {
+export async function startMonitor(root: string, id: string, signal?: AbortSignal): Promise<void> {
   const main = monitorMain();
   if (!existsSync(main)) throw new RuntimeError('HELPER_NOT_FOUND', `the container monitor ${main} is missing (run npm run build)`);
   const errLog = await fsp.open(join(root, 'containers', id, 'monitor.log'), 'a');
@@ -455,6 +455,9 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
       ports: publish, ...(address ? { address } : {}),
       logRotation: opts.logRotation ?? { maxSize: 10 * 1024 * 1024, maxFiles: 3 },
       ...(planned.records.length ? { mounts: planned.records } : {}),
+      // what `start` needs to attach the network again exactly
+      ...(opts.networkAliases?.length ? { networkAliases: opts.networkAliases } : {}),
+      ...(opts.domainname ? { domainname: opts.domainname } : {}), ...(extraHosts.length ? { extraHosts } : {}),
     };
     const healthcheck = opts.detach ? resolveHealthcheck(config.config?.Healthcheck, opts.health) : undefined;
     if (healthcheck) record.healthcheck = healthcheck;

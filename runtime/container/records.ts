@@ -55,6 +55,12 @@ export interface ContainerRecord {
   openStdin?: boolean;
   /** -v, --mount, --tmpfs and the image's VOLUMEs; a volume listed here is in use. */
   mounts?: MountRecord[];
+  /** --network-alias (user networks): names `start` attaches the network with again. */
+  networkAliases?: string[];
+  /** --domainname, for the /etc/hosts `start` writes again. */
+  domainname?: string;
+  /** --add-host entries as resolved (host-gateway replaced), for the /etc/hosts `start` writes again. */
+  extraHosts?: { name: string; ip: string }[];
 }
 
 /** A mount a container was created with (docker inspect's Mounts). */
