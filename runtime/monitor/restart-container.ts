@@ -1,7 +1,8 @@
 /**
  * `restart` of a recorded container: a running one (or one waiting out its restart backoff) is
  * stopped and started again by its monitor, in the same container: id, name, rootfs, network,
- * volumes and log are kept, the process (and its pid) is new.
+ * volumes and log are kept, the process (and its pid) is new. An exited one is started again
+ * (start-container.ts).
  */
 import { containerInfo, recordPaths } from '../container/records.js';
 import { RuntimeError } from '../errors.js';
@@ -12,8 +13,12 @@ export async function restartContainer(root: string, id: string, opts: { timeout
   const i = await containerInfo(root, id);
   if (!i) throw new RuntimeError('CONTAINER_NOT_FOUND', `no such container: ${id}`);
   const st = i.status.status;
-  if (st !== 'running' && st !== 'paused' && st !== 'restarting') {
-    throw new RuntimeError('NOT_SUPPORTED', `container ${i.record.name} is ${st}: only a running container can be restarted (its rootfs and network are released once it exits)`);
+  // an exited (or created) container is started again, as docker restart does
+  if (st === 'exited' || st === 'created') {
+    const { startContainer } = await import('./start-container.js');
+    await startContainer(root, id);
+    const after = await containerInfo(root, id);
+    return after?.status.pid !== undefined ? { pid: after.status.pid } : {};
   }
   const answer = await requestMonitor(recordPaths(root, id).dir, { op: 'restart', timeout: opts.timeoutSec ?? 10 });
   if (answer.ok !== true) throw new RuntimeError('INVALID_STATE', `restarting container ${i.record.name}: ${typeof answer.message === 'string' ? answer.message : 'the monitor refused'}`);
