@@ -66,10 +66,65 @@ describe.skipIf(!!why)('containers: --restart policies and restart', () => {
     expect(logs).toBe('started\nstarted\nkept-rootfs\n');
     expect((await env.ok('exec', 'svc', 'cat', '/proc/1/cmdline')).replace(/\0/g, ' ')).toBe('sleep 60 ');
 
+    // restart of an exited container starts it again, as docker's
     await env.ok('stop', '-t', '0', 'svc');
-    const stopped = await env.ts('restart', 'svc');
-    expect(stopped.code).not.toBe(0);
-    expect(stopped.stderr).toContain('container svc is exited');
+    expect((await env.inspect('svc')).State.Status).toBe('exited');
+    expect((await env.ok('restart', 'svc')).trim()).toBe('svc');
+    const again = await env.inspect('svc');
+    expect(again.Id).toBe(id);
+    expect(again.State.Status).toBe('running');
+    const logs2 = await until(async () => ((await env.ok('logs', 'svc')).split('\n').length > 4 ? env.ok('logs', 'svc') : ''), 20_000);
+    expect(logs2).toBe('started\nstarted\nkept-rootfs\nstarted\nkept-rootfs\n');
+  });
+
+  it('start of an exited container: same id and name, its files and log kept, Up again; start of a running one is a no-op', async () => {
+    const script = 'echo run; cat /data 2>/dev/null; echo kept > /data; [ -f /second ] && exec sleep 60; touch /second';
+    const id = await env.runD('--name', 'again', BUSYBOX, 'sh', '-c', script);
+    expect((await env.ok('wait', 'again')).trim()).toBe('0');
+    expect(await env.ok('logs', 'again')).toBe('run\n');
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(id);
+    expect((await env.ok('start', 'again')).trim()).toBe('again');
+    const i = await env.inspect('again');
+    expect(i.Id).toBe(id);
+    expect(i.Name).toBe('/again');
+    expect(i.State.Status).toBe('running');
+    const logs = await until(async () => ((await env.ok('logs', 'again')).includes('kept') ? env.ok('logs', 'again') : ''), 20_000);
+    expect(logs).toBe('run\nrun\nkept\n');
+    expect(await env.ok('exec', 'again', 'cat', '/data')).toBe('kept\n');
+    const row = (await env.ok('ps')).split('\n').find((l) => l.includes('again'));
+    expect(row).toMatch(/\bUp\b/);
+    expect(row).toContain(id.slice(0, 12));
+    // docker start of a running container: nothing happens
+    const pid = i.State.Pid as number;
+    expect((await env.ok('start', id.slice(0, 12))).trim()).toBe(id.slice(0, 12));
+    expect((await env.inspect('again')).State.Pid).toBe(pid);
+    const unknown = await env.ts('start', 'no-such-container');
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toContain('no such container: no-such-container');
+  });
+
+  it('start -a prints the output of that start only and exits with its status', async () => {
+    const id = await env.runD(BUSYBOX, 'sh', '-c', 'echo out; echo err >&2; exit 3');
+    expect((await env.ok('wait', id)).trim()).toBe('3');
+    const r = await env.ts('start', '-a', id);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toBe('out\n');
+    expect(r.stderr).toBe('err\n');
+    expect((await env.ok('logs', id)).split('\n').filter((l) => l === 'out')).toHaveLength(2);
+  });
+
+  it('a container whose monitor was SIGKILLed (exited 137) can be started again', async () => {
+    const id = await env.runD(BUSYBOX, 'sh', '-c', 'echo up; exec sleep 60');
+    await until(async () => (await env.ok('logs', id)).includes('up'), 20_000);
+    const monitors = processesWith(`tsbuild-monitor ${id.slice(0, 12)}`);
+    expect(monitors).toHaveLength(1);
+    process.kill(monitors[0]!, 'SIGKILL');
+    await until(async () => processesWith(`tsbuild-monitor ${id.slice(0, 12)}`).length === 0, 10_000);
+    expect((await env.inspect(id)).State).toMatchObject({ Status: 'exited', ExitCode: 137 });
+    await env.ok('start', id);
+    expect((await env.inspect(id)).State.Status).toBe('running');
+    await until(async () => (await env.ok('logs', id)) === 'up\nup\n', 20_000);
+    expect(await env.ok('logs', id)).toBe('up\nup\n');
   });
 
   it('a monitor killed with SIGKILL under --restart always: exited, never restarting or running again; rm cleans it', async () => {
