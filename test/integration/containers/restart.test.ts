@@ -1,10 +1,52 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { firstReason, needTool } from '../../helpers/capabilities.js';
 import { BUSYBOX, ContainerEnv, containerTestsUnavailable, processesWith, until } from '../../helpers/container-env.js';
 
 const why = containerTestsUnavailable();
 if (why) console.warn(`skip: ${why}`);
+const netWhy = why ?? firstReason(
+  needTool('ip'),
+  needTool('iptables-save'),
+  existsSync('/usr/lib/cni/bridge') || existsSync('/opt/cni/bin/bridge') ? undefined : 'the CNI plugins are not installed (containernetworking-plugins)',
+);
+if (!why && netWhy) console.warn(`skip: ${netWhy}`);
+
+/** A TCP port on 127.0.0.1 that nothing listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** GET of a URL, retried for up to 10 s (the server may still be starting). */
+async function httpGetRetry(url: string): Promise<{ status: number; body: string } | undefined> {
+  const once = () => new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = get(url, { timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+  for (let i = 0; i < 100; i++) {
+    const r = await once().catch(() => undefined);
+    if (r) return r;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  return undefined;
+}
 
 describe.skipIf(!!why)('containers: --restart policies and restart', () => {
   const env = new ContainerEnv();
@@ -151,6 +193,82 @@ describe.skipIf(!!why)('containers: --restart policies and restart', () => {
       const r = await env.ts('run', '-d', ...args, BUSYBOX, 'true');
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toContain(msg);
+    }
+  });
+});
+
+describe.skipIf(!!netWhy)('containers: restart of an exited container on the tsbuild network', () => {
+  const env = new ContainerEnv();
+  beforeAll(() => env.setup());
+  afterAll(() => env.destroy());
+
+  it('-p on the tsbuild network serves HTTP again after restart from exited; rm -f leaves no veth, lease, rule, mount or cgroup', async () => {
+    const port = await freePort();
+    const id = await env.runD('--name', 'web', '--network', 'tsbuild', '-p', `127.0.0.1:${port}:80`, '--hostname', 'webhost', '--add-host', 'gw:host-gateway', '--dns', '10.0.0.53',
+      BUSYBOX, 'sh', '-c', '[ -f /tmp/index.html ] || echo served-from-upper > /tmp/index.html; exec httpd -f -p 80 -h /tmp');
+    const addresses: string[] = [];
+    let veths: string[] = [];
+    try {
+      expect(await httpGetRetry(`http://127.0.0.1:${port}/index.html`)).toEqual({ status: 200, body: 'served-from-upper\n' });
+      addresses.push((await env.inspect(id)).NetworkSettings.IPAddress as string);
+      await env.ok('stop', '-t', '1', 'web');
+      expect((await env.inspect('web')).State.Status).toBe('exited');
+      expect(execFileSync('iptables-save', { encoding: 'utf8' })).not.toContain(`--dport ${port} `);
+      expect((await env.ok('restart', 'web')).trim()).toBe('web');
+      const i = await env.inspect('web');
+      expect(i.Id).toBe(id);
+      expect(i.State.Status).toBe('running');
+      expect(i.NetworkSettings.Ports).toEqual([{ hostIP: '127.0.0.1', hostPort: port, containerPort: 80, protocol: 'tcp' }]);
+      const address = i.NetworkSettings.IPAddress as string;
+      addresses.push(address);
+      expect(address).toMatch(/^10\.88\.213\.\d+$/);
+      expect(await httpGetRetry(`http://127.0.0.1:${port}/index.html`)).toEqual({ status: 200, body: 'served-from-upper\n' });
+      expect((await env.ok('port', 'web'))).toBe(`80/tcp -> 127.0.0.1:${port}\n`);
+      // the container's own files follow the new attachment; its flags still apply
+      const inside = await env.ok('exec', 'web', 'sh', '-c', 'ip -4 -o addr show eth0; cat /etc/hosts /etc/resolv.conf; hostname');
+      expect(inside).toContain(`inet ${address}/24`);
+      expect(inside).toContain(`${address}\twebhost`);
+      expect(inside).toContain('10.88.213.1\tgw');
+      expect(inside).toContain('nameserver 10.0.0.53');
+      expect(inside.trim().split('\n').pop()).toBe('webhost');
+      // the host end of this container's veth: the interface whose ifindex is eth0's iflink
+      const iflink = (await env.ok('exec', 'web', 'cat', '/sys/class/net/eth0/iflink')).trim();
+      veths = readdirSync('/sys/class/net/tsbuild0/brif').filter((v) => readFileSync(join('/sys/class/net', v, 'ifindex'), 'utf8').trim() === iflink);
+      expect(veths).toHaveLength(1);
+    } finally {
+      expect(await env.cleanup()).toEqual([]);
+    }
+    if (existsSync('/run/netns')) expect(readdirSync('/run/netns').filter((n) => n.startsWith(`tsbuild-${id.slice(0, 16)}`))).toEqual([]);
+    const rules = execFileSync('iptables-save', { encoding: 'utf8' });
+    expect(rules).not.toContain(id.slice(0, 12));
+    expect(rules).not.toContain(`--dport ${port} `);
+    for (const a of addresses) {
+      expect(rules).not.toContain(`${a}/`);
+      expect(existsSync(join('/var/lib/cni/networks/tsbuild', a)), `lease ${a}`).toBe(false);
+    }
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(id);
+    for (const v of veths) expect(existsSync(join('/sys/class/net', v)), `veth ${v}`).toBe(false);
+  });
+
+  it('start of an exited container on a user network: its name and --network-alias resolve again for the others', async () => {
+    const net = `r${process.pid}`;
+    await env.ok('network', 'create', net, '--subnet', '10.88.243.0/24');
+    try {
+      await env.runD('--network', net, '--name', `srv${process.pid}`, '--network-alias', 'web', BUSYBOX, 'sh', '-c', '[ -f /tmp/index.html ] || echo by-alias > /tmp/index.html; exec httpd -f -p 80 -h /tmp');
+      await env.runD('--network', net, '--name', `cli${process.pid}`, BUSYBOX, 'sleep', '600');
+      await env.ok('stop', '-t', '1', `srv${process.pid}`);
+      expect(await env.ok('exec', `cli${process.pid}`, 'cat', '/etc/hosts')).not.toContain(`srv${process.pid}`);
+      await env.ok('start', `srv${process.pid}`);
+      const address = (await env.inspect(`srv${process.pid}`)).NetworkSettings.IPAddress as string;
+      expect(address).toMatch(/^10\.88\.243\.\d+$/);
+      expect(await env.ok('exec', `cli${process.pid}`, 'cat', '/etc/hosts')).toContain(`${address}\tsrv${process.pid} web\t`);
+      const body = await until(async () => (await env.ts('exec', `cli${process.pid}`, 'wget', '-qO-', 'http://web:80/index.html')).stdout, 10_000);
+      expect(body).toBe('by-alias\n');
+    } finally {
+      expect(await env.cleanup()).toEqual([]);
+      const leases = existsSync(`/var/lib/cni/networks/${net}`) ? readdirSync(`/var/lib/cni/networks/${net}`).filter((f) => f.startsWith('10.88.243.')) : [];
+      expect(leases).toEqual([]);
+      await env.ok('network', 'rm', net);
     }
   });
 });
