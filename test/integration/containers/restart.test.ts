@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { firstReason, needTool } from '../../helpers/capabilities.js';
 import { BUSYBOX, ContainerEnv, containerTestsUnavailable, processesWith, until } from '../../helpers/container-env.js';
+import { runTsbuild } from '../../helpers/tools.js';
 
 const why = containerTestsUnavailable();
 if (why) console.warn(`skip: ${why}`);
@@ -153,6 +154,17 @@ describe.skipIf(!!why)('containers: --restart policies and restart', () => {
     expect(r.stdout).toBe('out\n');
     expect(r.stderr).toBe('err\n');
     expect((await env.ok('logs', id)).split('\n').filter((l) => l === 'out')).toHaveLength(2);
+  });
+
+  it('start -a -i feeds stdin to a container run with -i', async () => {
+    const id = await env.runD('-i', BUSYBOX, 'sh', '-c', 'read x; echo got $x');
+    await env.ok('stop', '-t', '1', id);
+    const r = await runTsbuild(['start', '-a', '-i', id], { root: env.root, input: 'hello\n' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('got hello\n');
+    const both = await env.ts('start', '-a', id, id);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('cannot start and attach multiple containers');
   });
 
   it('a container whose monitor was SIGKILLed (exited 137) can be started again', async () => {
