@@ -237,12 +237,17 @@ async function isTarArchive(path: string): Promise<boolean> {
   }
 }
 
-async function extractArchive(path: string, destHost: string): Promise<void> {
+/**
+ * Extracts an ADD archive like BuildKit (Docker's archive package): a hardlink entry's owner and
+ * mode apply to the inode it shares, and `--chown` owns every entry (BuildKit since v0.23).
+ */
+async function extractArchive(path: string, destHost: string, owner: { uid: number; gid: number } | undefined): Promise<void> {
+  const opts = { whiteouts: 'apply', hardlinkMetadata: true, ...(owner ? { owner } : {}) } as const;
   const ext = externalCompression(path);
-  if (!ext) return extractLayer(await plainStream(path), destHost, { whiteouts: 'apply' });
+  if (!ext) return extractLayer(await plainStream(path), destHost, opts);
   const { dir, file } = await externalDecompress(ext, path);
   try {
-    await extractLayer(createReadStream(file), destHost, { whiteouts: 'apply' });
+    await extractLayer(createReadStream(file), destHost, opts);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -340,7 +345,7 @@ export async function applyCopy(step: CopyStep, destRoot: string, input: CopyInp
   for (const r of roots) {
     if (step.kind === 'ADD' && step.unpack !== false && input.kind === 'context' && !r.noUnpack && r.st.isFile() && (await isTarArchive(r.host))) {
       const d = await mkdirAllInRoot(destRoot, dest, parentOwner);
-      await extractArchive(r.host, d);
+      await extractArchive(r.host, d, owner);
       continue;
     }
     // --parents: the source's path below the context (or stage root) is kept under dest

@@ -17,6 +17,16 @@ export interface ExtractOptions {
   whiteouts?: 'apply' | 'overlay';
   /** Leave files owned by the caller instead of the uid/gid in the tar (rootless unpacking). */
   ignoreOwnership?: boolean;
+  /**
+   * Own every entry by this uid/gid instead of the tar's (Dockerfile `ADD --chown` of an archive,
+   * as BuildKit since v0.23); directories the tar only implies stay 0:0, as there.
+   */
+  owner?: { uid: number; gid: number };
+  /**
+   * A hardlink entry's own owner, mode, mtime and xattrs are applied to the inode it shares (the
+   * last entry wins), as Docker's archive package does (Dockerfile ADD); default: the target's stay.
+   */
+  hardlinkMetadata?: boolean;
   signal?: AbortSignal;
 }
 
@@ -155,7 +165,7 @@ async function setXattrs(abs: string, e: TarEntry): Promise<void> {
 }
 
 async function applyMeta(ctx: Ctx, abs: string, e: TarEntry): Promise<void> {
-  if (!ctx.opts.ignoreOwnership) await lchown(abs, e.uid, e.gid);
+  if (!ctx.opts.ignoreOwnership) await lchown(abs, ctx.opts.owner?.uid ?? e.uid, ctx.opts.owner?.gid ?? e.gid);
   if (e.type === 'dir') {
     // Mode and mtime after the directory's content: a read-only or dated directory stays so.
     ctx.deferred.push({ abs, mode: e.mode, mtime: e.mtime });
@@ -346,7 +356,11 @@ async function extractEntry(ctx: Ctx, e: TarEntry, body: Readable, q: WriteQueue
       if (tst.isDirectory()) throw new ContentError('INVALID_TAR', `hardlink ${e.path}: target ${e.linkname} is a directory`);
       await link(target, abs);
       touch(ctx, abs);
-      return; // a hardlink shares its target's inode and metadata
+      if (ctx.opts.hardlinkMetadata) {
+        if (!tst.isSymbolicLink()) await applyMeta(ctx, abs, e);
+        else if (!ctx.opts.ignoreOwnership) await lchown(abs, ctx.opts.owner?.uid ?? e.uid, ctx.opts.owner?.gid ?? e.gid);
+      }
+      return; // otherwise a hardlink shares its target's inode and metadata
     }
     case 'char':
     case 'block':
