@@ -1,11 +1,11 @@
 /**
- * `start` of a recorded container that no longer runs (exited, or created and never started,
- * or whose monitor died): the same container comes back under a new monitor. Its upper dir,
- * record, log (appended to), volumes and bind mounts, /etc/hostname and /etc/resolv.conf stay
- * from its first run; the overlay root is mounted again over the image's layer snapshots, the
- * network attached again (same network, names, aliases and published host ports; the address
- * may change, so /etc/hosts is written again), and the restart policy and healthcheck apply as
- * before. A container run with --rm is gone once it exited, as with docker.
+ * `start` of a recorded container that no longer runs (exited, or whose monitor died): the
+ * same container comes back under a new monitor. Its upper dir, record, log (appended to),
+ * volumes and bind mounts, /etc/hostname and /etc/resolv.conf stay from its first run; the
+ * overlay root is mounted again over the image's layer snapshots, the network attached again
+ * (same network, names, aliases and published host ports; the address may change, so
+ * /etc/hosts is written again), and the restart policy and healthcheck apply as before. A
+ * container run with --rm is gone once it exited, as with docker.
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
@@ -65,23 +65,24 @@ async function reattachNetwork(root: string, rec: ContainerRecord): Promise<Cont
 }
 
 /**
- * Starts container `id` again (docker start). A running, paused or restarting container is
- * left alone (`started: false`). CONTAINER_NOT_FOUND when there is no such container;
- * on a failed start the container stays exited, with the error recorded, and nothing of the
- * attempt stays mounted or attached.
+ * Starts container `id` again (docker start). A running, paused or restarting container, or
+ * one still being set up by its run, is left alone (`started: false`). CONTAINER_NOT_FOUND
+ * when there is no such container. On a failed start the container stays exited with the
+ * error recorded, and nothing of the attempt stays mounted or attached.
  */
 export async function startContainer(root: string, id: string, opts: { signal?: AbortSignal } = {}): Promise<StartResult> {
   // the live status: a container whose monitor died is recorded as exited (and released) here
   const i = await containerInfo(root, id);
   if (!i) throw new RuntimeError('CONTAINER_NOT_FOUND', `no such container: ${id}`);
-  if (i.status.status !== 'exited' && i.status.status !== 'created') return { started: false };
+  // created: a run (or start) still sets it up; a dead owner would have made it exited above
+  if (i.status.status !== 'exited') return { started: false };
   const release = await lockRecord(root, id);
   let rec = i.record;
   try {
     const prev = await readStatus(root, id);
     if (!prev) throw new RuntimeError('CONTAINER_NOT_FOUND', `no such container: ${id}`);
     // started meanwhile by another start
-    if (prev.status !== 'exited' && prev.status !== 'created') return { started: false };
+    if (prev.status !== 'exited') return { started: false };
     try {
       await fsp.rm(join(recordPaths(root, id).dir, STOP_MARKER), { force: true });
       await remountRootfs(root, rec);

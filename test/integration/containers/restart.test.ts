@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { firstReason, needTool } from '../../helpers/capabilities.js';
 import { BUSYBOX, ContainerEnv, containerTestsUnavailable, processesWith, until } from '../../helpers/container-env.js';
+import { busyboxRootfs } from '../../helpers/base-images.js';
 import { runTsbuild } from '../../helpers/tools.js';
 
 const why = containerTestsUnavailable();
@@ -141,6 +142,10 @@ describe.skipIf(!!why)('containers: --restart policies and restart', () => {
     const pid = i.State.Pid as number;
     expect((await env.ok('start', id.slice(0, 12))).trim()).toBe(id.slice(0, 12));
     expect((await env.inspect('again')).State.Pid).toBe(pid);
+    // --rm: gone once it exited, as with docker
+    const rm = await env.runD('--rm', BUSYBOX, 'true');
+    await until(async () => !(await env.ok('ps', '-aq', '--no-trunc')).includes(rm), 20_000);
+    expect((await env.ts('start', rm)).stderr).toContain(`no such container: ${rm}`);
     const unknown = await env.ts('start', 'no-such-container');
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toContain('no such container: no-such-container');
@@ -165,6 +170,18 @@ describe.skipIf(!!why)('containers: --restart policies and restart', () => {
     const both = await env.ts('start', '-a', id, id);
     expect(both.code).toBe(2);
     expect(both.stderr).toContain('cannot start and attach multiple containers');
+  });
+
+  it('a start that fails (its image was removed) leaves the container exited with the error, nothing mounted', async () => {
+    await env.ok('import', await busyboxRootfs(), 'localhost/ctr/gone:1', '-c', 'LABEL gone=1');
+    const id = await env.runD('localhost/ctr/gone:1', 'true');
+    expect((await env.ok('wait', id)).trim()).toBe('0');
+    await env.ok('rmi', 'localhost/ctr/gone:1');
+    const r = await env.ts('start', id);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('its image localhost/ctr/gone:1 is no longer in the local store');
+    expect((await env.inspect(id)).State).toMatchObject({ Status: 'exited', ExitCode: 0 });
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(id);
   });
 
   it('a container whose monitor was SIGKILLed (exited 137) can be started again', async () => {
