@@ -97,6 +97,7 @@ const NOT_COMPARED: Record<string, string> = {
   heredocs: 'every instruction is a heredoc: buildah 1.28 reads the body lines as instructions ("Unknown instruction")',
   'network-none': 'RUN --network: buildah 1.28 "RUN only supports the --mount flag"; without it the case is empty',
   'copy-link-parents': 'COPY --link/--parents/--exclude: buildah 1.28 "COPY only supports the --chmod --chown and --from flags"',
+  'run-env': "what a RUN sees (capabilities, seccomp, /dev): buildah's chroot isolation is not BuildKit's runc sandbox; compared against BuildKit only",
   parallel: 'records timestamps (nondeterministic by design)',
   'fail-run': 'a failure case (both fail)',
   'missing-copy': 'a failure case (both fail)',
