@@ -296,6 +296,8 @@ static int setup_dev(struct ctx *c, int rootfd, bool userns, struct herr *err) {
     { "/proc/self/fd/2", "stderr" }, { "pts/ptmx", "ptmx" }, { "/proc/kcore", "core" },
   };
   for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+    /* like runc (libcontainer setupDevSymlinks): /dev/core only where the host has /proc/kcore */
+    if (!strcmp(links[i][1], "core") && access("/proc/kcore", F_OK) != 0) continue;
     if (symlinkat(links[i][0], dfd, links[i][1]) < 0 && errno != EEXIST) { int e = errno; close(dfd); return fail(err, "device", e, "creating the symlink /dev/%s", links[i][1]); }
   }
   close(dfd);
