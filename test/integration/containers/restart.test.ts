@@ -176,7 +176,7 @@ describe.skipIf(!!why)('containers: --restart policies and restart', () => {
     await env.ok('import', await busyboxRootfs(), 'localhost/ctr/gone:1', '-c', 'LABEL gone=1');
     const id = await env.runD('localhost/ctr/gone:1', 'true');
     expect((await env.ok('wait', id)).trim()).toBe('0');
-    await env.ok('rmi', 'localhost/ctr/gone:1');
+    await env.ok('rmi', '-f', 'localhost/ctr/gone:1'); // -f: a container uses it
     const r = await env.ts('start', id);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('its image localhost/ctr/gone:1 is no longer in the local store');
