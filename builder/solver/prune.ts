@@ -201,7 +201,11 @@ export async function pruneBuildCache(storeRoot: string, store: ImageStore, opts
     } else mountBytes += e.size;
     removed.push({ id: e.id, kind: e.kind, size: e.size, lastUsed: e.lastUsed });
   }
-  if (opts.all && !opts.dryRun && lease === undefined) await rm(join(cacheDir, 'trail'), { recursive: true, force: true });
+  if (opts.all && !opts.dryRun && lease === undefined) {
+    await rm(join(cacheDir, 'trail'), { recursive: true, force: true });
+    // the context file-hash cache (builder/context/hash-cache.ts): only a cache, rebuilt on demand
+    await rm(join(cacheDir, 'context-hashes'), { recursive: true, force: true });
+  }
   let blobBytes = 0;
   if (opts.dryRun) blobBytes = removed.filter((e) => e.kind === 'step').reduce((s, e) => s + e.size, 0);
   else if (layers.size) blobBytes = (await store.gc({ only: layers })).bytes;
