@@ -6,26 +6,10 @@
  */
 import { spawn } from 'node:child_process';
 import { RuntimeError } from '../errors.js';
+import type { Hook, Hooks } from '../spec/types.js';
 import type { ContainerState } from './state.js';
 
-/** One hook of config.json's `hooks` (field names verbatim). */
-export interface Hook {
-  path: string;
-  args?: string[];
-  env?: string[];
-  /** Seconds; the hook is killed (SIGKILL) and counts as failed after it. */
-  timeout?: number;
-}
-
-/** config.json's `hooks`. */
-export interface Hooks {
-  prestart?: Hook[];
-  createRuntime?: Hook[];
-  createContainer?: Hook[];
-  startContainer?: Hook[];
-  poststart?: Hook[];
-  poststop?: Hook[];
-}
+export type { Hook, Hooks } from '../spec/types.js';
 
 /** Hook phases. */
 export type HookPhase = keyof Hooks;

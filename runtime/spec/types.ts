@@ -75,7 +75,7 @@ export interface Mount {
   gidMappings?: LinuxIdMapping[];
 }
 
-/** `hooks` (not used by tsbuild itself; kept so specs round-trip). */
+/** `hooks`: run by runtime/container/hooks.ts and, inside the container, by the helper. */
 export interface Hooks {
   prestart?: Hook[];
   createRuntime?: Hook[];
@@ -90,6 +90,7 @@ export interface Hook {
   path: string;
   args?: string[];
   env?: string[];
+  /** Seconds; the hook is killed (SIGKILL) and counts as failed after it. */
   timeout?: number;
 }
 

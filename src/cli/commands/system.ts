@@ -3,20 +3,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
+import { humanSize } from '../../oci/store/describe.js';
 import { UsageError } from '../../util/errors.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
-
-function humanBytes(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(v < 10 ? 2 : 1)}${units[i]}`;
-}
 
 async function confirm(c: CliContext, text: string): Promise<boolean> {
   if (!process.stdin.isTTY) throw new UsageError('INVALID_ARGUMENT', 'system prune asks for confirmation on a terminal; pass -f to prune without asking');
@@ -100,7 +90,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
         section('Deleted Images', images.map((i) => `deleted: ${i}`));
         section('Deleted Build Cache Objects', cache.removed.map((e) => e.id));
         section('Deleted Layer Snapshots', snaps.removed);
-        c.stdout.write(`Total reclaimed space: ${humanBytes(total)}\n`);
+        c.stdout.write(`Total reclaimed space: ${humanSize(total)}\n`);
       }
       for (const e of report.errors) c.logger.warn(e);
     });
@@ -165,7 +155,7 @@ export function register(cmd: Command, ctx: () => CliContext): void {
       c.stdout.write(`${'TYPE'.padEnd(18)}${'TOTAL'.padEnd(10)}${'ACTIVE'.padEnd(10)}${'SIZE'.padEnd(12)}RECLAIMABLE\n`);
       for (const r of rows) {
         const pct = r.size ? ` (${Math.round((r.reclaimable / r.size) * 100)}%)` : '';
-        c.stdout.write(`${r.type.padEnd(18)}${String(r.total).padEnd(10)}${String(r.active).padEnd(10)}${humanBytes(r.size).padEnd(12)}${humanBytes(r.reclaimable)}${pct}\n`);
+        c.stdout.write(`${r.type.padEnd(18)}${String(r.total).padEnd(10)}${String(r.active).padEnd(10)}${humanSize(r.size).padEnd(12)}${humanSize(r.reclaimable)}${pct}\n`);
       }
     });
 }
