@@ -108,43 +108,35 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     const up = httpRequest({ host: thost, port: Number(tport), method: req.method, path: req.url, headers: req.headers }, (ur) => {
       entry.status = ur.statusCode ?? 0;
       const headers = { ...ur.headers };
+      /** Forwards the first `bytes` bytes of the body; `then` runs once they are written. */
+      const forwardFirst = (bytes: number, then?: () => void) => {
+        let sent = 0;
+        ur.on('data', (c: Buffer) => {
+          if (sent >= bytes) return;
+          const part = c.subarray(0, bytes - sent);
+          sent += part.length;
+          res.write(part, () => {
+            if (sent >= bytes) then?.();
+          });
+        });
+      };
       if (action?.kind === 'truncate') {
         delete headers['content-length'];
         res.writeHead(ur.statusCode ?? 502, headers);
-        let sent = 0;
-        ur.on('data', (c: Buffer) => {
-          if (sent >= action.bytes) return;
-          const part = c.subarray(0, action.bytes - sent);
-          sent += part.length;
-          res.write(part);
-        });
+        forwardFirst(action.bytes);
         ur.on('end', () => res.end());
         return;
       }
       res.writeHead(ur.statusCode ?? 502, headers);
       if (action?.kind === 'stall') {
-        let sent = 0;
-        ur.on('data', (c: Buffer) => {
-          if (sent >= action.bytes) return;
-          const part = c.subarray(0, action.bytes - sent);
-          sent += part.length;
-          res.write(part);
-        });
         // never ends: the client's idle timeout must notice (stop() destroys the socket)
+        forwardFirst(action.bytes);
         return;
       }
       if (action?.kind === 'drop-response') {
-        let sent = 0;
-        ur.on('data', (c: Buffer) => {
-          if (sent >= action.bytes) return;
-          const part = c.subarray(0, action.bytes - sent);
-          sent += part.length;
-          res.write(part, () => {
-            if (sent >= action.bytes) {
-              ur.destroy();
-              res.socket?.destroy();
-            }
-          });
+        forwardFirst(action.bytes, () => {
+          ur.destroy();
+          res.socket?.destroy();
         });
         ur.on('end', () => res.socket?.destroy());
         return;
