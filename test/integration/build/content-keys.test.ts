@@ -1,6 +1,7 @@
 /**
  * Build cache keys by content, through the built CLI: `COPY --from=stage` is found again by the
- * content it copies when something else in that stage changed; a touched (mtime-only) context
+ * content it copies when something else in that stage changed, and the steps after it continue
+ * from that content key (they stay cached too); a touched (mtime-only) context
  * file keeps its COPY cached while a content change runs it; the layer a COPY commits is the
  * snapshot the next step mounts (its files are all there).
  */
@@ -48,23 +49,32 @@ function states(stderr: string): Map<string, string> {
 }
 
 describe.skipIf(!!why)('content cache keys', () => {
-  it('COPY --from=stage stays cached when another file of that stage changes; runs when the copied file changes', async () => {
+  it('COPY --from=stage stays cached when another file of that stage changes, and so do the steps after it; runs when the copied file changes', async () => {
     const ctx = tmp('tsbuild-content-keys-ctx-');
-    writeFileSync(join(ctx, 'Dockerfile'), `FROM ${BUSYBOX} AS gen\nCOPY big.txt /big.txt\nCOPY app.txt /app.txt\n\nFROM ${BUSYBOX}\nCOPY --from=gen /big.txt /big.txt\nCOPY app.txt /app.txt\n`);
+    writeFileSync(join(ctx, 'Dockerfile'), `FROM ${BUSYBOX} AS gen\nCOPY big.txt /big.txt\nCOPY gen.txt /gen.txt\n\nFROM ${BUSYBOX}\nCOPY --from=gen /big.txt /big.txt\nCOPY app.txt /app.txt\n`);
     writeFileSync(join(ctx, 'big.txt'), 'big 1\n'.repeat(1000));
+    writeFileSync(join(ctx, 'gen.txt'), 'gen 1\n');
     writeFileSync(join(ctx, 'app.txt'), 'app 1\n');
-    const build = async () => {
-      const r = await tsbuildOk(['build', '--progress', 'plain', '-t', 'localhost/ck/app:1', ctx], { root });
+    const build = async (...flags: string[]) => {
+      const r = await tsbuildOk(['build', '--progress', 'plain', ...flags, '-t', 'localhost/ck/app:1', ctx], { root });
       return states(r.stderr);
     };
     const copyFrom = '[stage-1 2/3] COPY --from=gen /big.txt /big.txt';
+    const after = '[stage-1 3/3] COPY app.txt /app.txt';
     expect((await build()).get(copyFrom)).toBe('ran');
-    writeFileSync(join(ctx, 'app.txt'), 'app 2\n');
+    writeFileSync(join(ctx, 'gen.txt'), 'gen 2\n');
     const touched = await build();
-    expect(touched.get('[gen 3/3] COPY app.txt /app.txt')).toBe('ran');
+    expect(touched.get('[gen 3/3] COPY gen.txt /gen.txt')).toBe('ran');
     expect(touched.get(copyFrom)).toBe('cached');
-    expect(touched.get('[stage-1 3/3] COPY app.txt /app.txt')).toBe('ran');
+    expect(touched.get(after)).toBe('cached');
+    // a --no-cache build records its results so that the next build finds them all
+    expect((await build('--no-cache')).get(after)).toBe('ran');
+    writeFileSync(join(ctx, 'gen.txt'), 'gen 3\n');
+    const again = await build();
+    expect(again.get(copyFrom)).toBe('cached');
+    expect(again.get(after)).toBe('cached');
     writeFileSync(join(ctx, 'big.txt'), 'big 2\n'.repeat(1000));
+    writeFileSync(join(ctx, 'app.txt'), 'app 2\n');
     expect((await build()).get(copyFrom)).toBe('ran');
     const out = await tsbuildOk(['run', '--rm', 'localhost/ck/app:1', 'sh', '-c', 'head -1 /big.txt; cat /app.txt'], { root });
     expect(out.stdout).toBe('big 2\napp 2\n');
