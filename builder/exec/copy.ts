@@ -307,14 +307,27 @@ export async function applyCopy(step: CopyStep, destRoot: string, input: CopyInp
   // Synchronous file system calls per item: a COPY of thousands of small files costs more
   // through the thread pool (one round trip per call) than it blocks the event loop.
   const lstatOrUndefined = (p: string): Stats | undefined => lstatSync(p, { throwIfNoEntry: false });
+  /**
+   * Host paths (resolved, so every alias of a path is the same string) of the destination
+   * directories this step created, which hold nothing but what it wrote since (a directory is
+   * never replaced by another item; an archive extraction forgets them all), and of every item
+   * written: an item whose directory is fresh and whose path was not written yet needs no
+   * lookup (one lstat through the overlay's lower layers per file saved).
+   */
+  const freshDirs = new Set<string>();
+  const written = new Set<string>();
   const writeItem = async (target: string, it: Item) => {
     const parent = await parentDir(posix.dirname(target));
     const host = join(parent, posix.basename(target));
     parents.delete(target);
-    const existing = lstatOrUndefined(host);
+    const existing = freshDirs.has(parent) && !written.has(host) ? undefined : lstatOrUndefined(host);
+    written.add(host);
     if (it.st.isDirectory()) {
       if (existing && !existing.isDirectory()) rmSync(host, { force: true });
-      if (!existing || !existing.isDirectory()) mkdirSync(host);
+      if (!existing || !existing.isDirectory()) {
+        mkdirSync(host);
+        freshDirs.add(host);
+      }
       own(host, it.st, false);
       chmodSync(host, mode ?? it.st.mode & 0o7777);
       dirTimes.push({ host, st: it.st });
@@ -345,13 +358,17 @@ export async function applyCopy(step: CopyStep, destRoot: string, input: CopyInp
   for (const r of roots) {
     if (step.kind === 'ADD' && step.unpack !== false && input.kind === 'context' && !r.noUnpack && r.st.isFile() && (await isTarArchive(r.host))) {
       const d = await mkdirAllInRoot(destRoot, dest, parentOwner);
+      freshDirs.clear();
       await extractArchive(r.host, d, owner);
       continue;
     }
     // --parents: the source's path below the context (or stage root) is kept under dest
     const base = step.parents && r.relPath ? posix.join(dest, r.relPath) : dest;
     if (r.st.isDirectory()) {
-      await mkdirAllInRoot(destRoot, base, parentOwner);
+      const made = !(await lstat((await resolveInRoot(destRoot, base)).host).catch(() => undefined));
+      const baseHost = await mkdirAllInRoot(destRoot, base, parentOwner);
+      if (made) freshDirs.add(baseHost);
+      written.add(baseHost);
       for (const it of await r.items()) {
         if (it.rel === '') continue;
         await writeItem(posix.join(base, it.rel), it);

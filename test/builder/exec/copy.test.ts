@@ -109,6 +109,21 @@ describe.skipIf(!!why)('applyCopy', () => {
     expect(readFileSync(join(r, outside, 'a'), 'utf8')).toBe('A');
   });
 
+  it('an item a later source writes again in a directory the step created replaces it, never writing through it', async () => {
+    const ctx = tmp();
+    const outside = tmp();
+    writeFileSync(join(outside, 'target'), 'OUT');
+    mkdirSync(join(ctx, 'a/d'), { recursive: true });
+    symlinkSync(join(outside, 'target'), join(ctx, 'a/d/f'));
+    mkdirSync(join(ctx, 'b/d'), { recursive: true });
+    writeFileSync(join(ctx, 'b/d/f'), 'B');
+    const r = rootfs();
+    await copy(r, ctx, { sources: ['a', 'b'], dest: '/new/' });
+    expect(readFileSync(join(outside, 'target'), 'utf8')).toBe('OUT');
+    expect(lstatSync(join(r, 'new/d/f')).isFile()).toBe(true);
+    expect(readFileSync(join(r, 'new/d/f'), 'utf8')).toBe('B');
+  });
+
   it('heredoc contents and WORKDIR ownership', async () => {
     const r = rootfs();
     await applyCopy(step({ contents: [{ path: 'hd', data: 'text\n' }], dest: '/etc/hd' }), r, { kind: 'root', root: tmp() });
