@@ -212,21 +212,56 @@ function monitorMain(): string {
   return fileURLToPath(new URL('./monitor/main.js', import.meta.url));
 }
 
+/** A monitor process started ahead of the container's setup (see launchMonitor). */
+interface MonitorLaunch {
+  child: ReturnType<typeof spawn>;
+  exited: Promise<void>;
+  /** Early launch only: the pipe on which one byte says go. */
+  go?: NodeJS.WritableStream & { destroy(): void };
+}
+
+/**
+ * Spawns the monitor of container `id` (its directory must exist). `early`: the monitor loads
+ * and then waits for one byte on fd 4 before it reads the record, so its start-up overlaps the
+ * container's setup; the end of that pipe without a byte makes it exit doing nothing.
+ */
+async function launchMonitor(root: string, id: string, early: boolean): Promise<MonitorLaunch> {
+  const main = monitorMain();
+  if (!existsSync(main)) throw new RuntimeError('HELPER_NOT_FOUND', `the container monitor ${main} is missing (run npm run build)`);
+  const errLog = await fsp.open(join(root, 'containers', id, 'monitor.log'), 'a');
+  const child = spawn(process.execPath, ['--max-old-space-size=32', '--max-semi-space-size=1', main, root, id, ...(early ? ['--wait'] : [])], {
+    detached: true, stdio: ['ignore', 'ignore', errLog.fd, 'pipe', ...(early ? ['pipe' as const] : [])], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...(process.env.TSBUILD_HELPER ? { TSBUILD_HELPER: process.env.TSBUILD_HELPER } : {}) },
+  });
+  await errLog.close();
+  const exited = new Promise<void>((r) => {
+    if (child.exitCode !== null || child.signalCode !== null) r();
+    else child.once('exit', () => r());
+  });
+  const go = early ? (child.stdio[4] as NodeJS.WritableStream & { destroy(): void; on(e: 'error', f: () => void): unknown }) : undefined;
+  go?.on('error', () => undefined);
+  return { child, exited, ...(go ? { go } : {}) };
+}
+
+/** Ends an early-launched monitor that was never told to go, and waits for its exit. */
+async function cancelMonitor(m: MonitorLaunch): Promise<void> {
+  m.go?.destroy();
+  m.child.kill('SIGKILL');
+  await m.exited;
+}
+
 /**
  * Starts the detached monitor of a container whose record and bundle are written, and waits
  * for its report: resolves once the container runs, rejects with the monitor's error (after
  * the monitor has exited, so the caller may clean up).
  */
 export async function startMonitor(root: string, id: string, signal?: AbortSignal): Promise<void> {
-  const main = monitorMain();
-  if (!existsSync(main)) throw new RuntimeError('HELPER_NOT_FOUND', `the container monitor ${main} is missing (run npm run build)`);
-  const errLog = await fsp.open(join(root, 'containers', id, 'monitor.log'), 'a');
-  const child = spawn(process.execPath, ['--max-old-space-size=32', '--max-semi-space-size=1', main, root, id], {
-    detached: true, stdio: ['ignore', 'ignore', errLog.fd, 'pipe'], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...(process.env.TSBUILD_HELPER ? { TSBUILD_HELPER: process.env.TSBUILD_HELPER } : {}) },
-  });
-  await errLog.close();
+  await monitorReport(root, id, await launchMonitor(root, id, false), signal);
+}
+
+/** Waits for the report of a launched monitor (an early one is told to go first); see startMonitor. */
+async function monitorReport(root: string, id: string, m: MonitorLaunch, signal?: AbortSignal): Promise<void> {
+  const { child, exited } = m;
   const pipe = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const onAbort = () => child.kill('SIGTERM');
   signal?.addEventListener('abort', onAbort, { once: true });
   let text = '';
@@ -239,7 +274,8 @@ export async function startMonitor(root: string, id: string, signal?: AbortSigna
       });
       pipe.on('end', () => resolve(buf));
       pipe.on('error', () => resolve(buf));
-      child.once('exit', () => setTimeout(() => resolve(buf), 50));
+      void exited.then(() => setTimeout(() => resolve(buf), 50));
+      m.go?.end('1');
     });
   } finally {
     signal?.removeEventListener('abort', onAbort);
@@ -252,6 +288,7 @@ export async function startMonitor(root: string, id: string, signal?: AbortSigna
   }
   if (msg.ok) {
     pipe.destroy();
+    m.go?.destroy();
     child.unref();
     return;
   }
@@ -329,6 +366,13 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
     cleanups.push(async () => { if (!keep && !handedOver && planned?.anonymous.length) await removeAnonymousVolumes(opts.root, planned.anonymous); });
     await fsp.mkdir(containerDir, { recursive: true, mode: 0o700 });
     cleanups.push(async () => { if (!keep && !handedOver) await fsp.rm(containerDir, { recursive: true, force: true }); });
+    // detached: the monitor's Node start-up runs while the container is set up; it waits for go
+    let monitor: MonitorLaunch | undefined;
+    if (opts.detach) {
+      const m = await launchMonitor(opts.root, id, true);
+      monitor = m;
+      cleanups.push(async () => { if (!handedOver) await cancelMonitor(m); });
+    }
     const owner: OwnerRecord = { pid: process.pid, startTime: processStartTime(process.pid) ?? '', cgroupName, name };
 
     await fsp.writeFile(join(containerDir, 'owner.json'), JSON.stringify(owner));
@@ -469,7 +513,7 @@ export async function runImage(opts: RunOptions): Promise<RunResult> {
     // === run
     opts.signal?.throwIfAborted();
     if (opts.detach) {
-      await startMonitor(opts.root, id, opts.signal);
+      await monitorReport(opts.root, id, monitor ?? (await launchMonitor(opts.root, id, false)), opts.signal);
       handedOver = true;
       result = { id, name, exitCode: 0, detached: true };
     } else {

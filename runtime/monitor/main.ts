@@ -1,5 +1,5 @@
 /**
- * The monitor of one detached container: `node main.js ROOT ID`, started by `tsbuild run -d`
+ * The monitor of one detached container: `node main.js ROOT ID [--wait]`, started by `tsbuild run -d`
  * in its own session with a pipe on fd 3. It creates and starts the container through the
  * native helper (which stays the container's parent), reports `{"ok":true}` or the error as
  * one JSON line on fd 3, writes the container's stdout/stderr to the json-file log, runs its
@@ -8,7 +8,7 @@
  * rootfs mount, the network and the cgroup, and with --rm removes the container. Then it exits.
  */
 import { createWriteStream, existsSync, promises as fsp } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, Socket as NetSocket, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { cgroupManagerFromPaths } from '../cgroups/manager.js';
@@ -321,7 +321,21 @@ class Monitor {
   }
 }
 
-async function main(root: string, id: string): Promise<number> {
+/**
+ * `--wait`: started ahead of the container's setup, the monitor waits for one byte on fd 4;
+ * the pipe's end without it (the run failed or was cancelled) means there is nothing to do.
+ */
+function waitForGo(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = new NetSocket({ fd: 4, readable: true, writable: false });
+    s.once('data', () => { s.destroy(); resolve(true); });
+    s.once('end', () => { s.destroy(); resolve(false); });
+    s.once('error', () => { s.destroy(); resolve(false); });
+  });
+}
+
+async function main(root: string, id: string, wait: boolean): Promise<number> {
+  if (wait && !(await waitForGo())) return 0;
   const rec = await readRecord(root, id);
   if (!rec) {
     report({ ok: false, code: 'CONTAINER_NOT_FOUND', message: `container ${id} has no record` });
@@ -345,14 +359,14 @@ async function main(root: string, id: string): Promise<number> {
   return last.result ? 0 : 1;
 }
 
-const [root, id] = process.argv.slice(2);
+const [root, id, flag] = process.argv.slice(2);
 process.title = `tsbuild-monitor ${id?.slice(0, 12) ?? ''}`;
 for (const s of ['SIGINT', 'SIGHUP', 'SIGPIPE'] as const) process.on(s, () => undefined);
 if (!root || !id) {
   process.stderr.write('usage: main.js ROOT ID\n');
   process.exitCode = 2;
 } else {
-  main(root, join(id)).then(
+  main(root, join(id), flag === '--wait').then(
     (code) => { process.exitCode = code; },
     (e: unknown) => {
       process.stderr.write(`tsbuild-monitor: ${(e as Error).stack ?? String(e)}\n`);
