@@ -72,7 +72,7 @@ export async function removeContainer(root: string, id: string, opts: { force?: 
     const owner = i.status;
     const after = await waitExited(root, id, 10_000);
     // the monitor exits right after recording the exit: let it go first, so nothing of it outlives rm
-    for (let k = 0; k < 100 && ownerAlive(owner); k++) await sleep(20);
+    for (let k = 0; k < 400 && ownerAlive(owner); k++) await sleep(5);
     if (!after) return; // --rm: its monitor removed it
     i = after;
   }

@@ -173,19 +173,23 @@ function cgroupOf(rec: ContainerRecord): CgroupManager | undefined {
 export async function releaseResources(root: string, rec: ContainerRecord): Promise<void> {
   const p = recordPaths(root, rec.id);
   const cg = cgroupOf(rec);
-  if (cg) {
-    await cg.freeze('THAWED').catch(() => undefined);
-    await cg.kill(osc.signals.SIGKILL).catch(() => undefined);
-    for (let i = 0; i < 200; i++) {
-      const pids = await cg.pids().catch(() => [] as number[]);
-      if (!pids.length) break;
-      await sleep(10);
+  const processes = async () => {
+    if (cg) {
+      await cg.freeze('THAWED').catch(() => undefined);
+      await cg.kill(osc.signals.SIGKILL).catch(() => undefined);
+      for (let i = 0; i < 400; i++) {
+        const pids = await cg.pids().catch(() => [] as number[]);
+        if (!pids.length) break;
+        await sleep(5);
+      }
     }
-  }
-  const c = await loadContainer(p.runState, rec.id, cg ? { cgroup: cg } : {}).catch(() => undefined);
-  if (c) await c.delete({ force: true }).catch(() => undefined);
-  if (cg) await cg.remove().catch(() => undefined);
-  await detachNetwork(root, rec.id);
+    const c = await loadContainer(p.runState, rec.id, cg ? { cgroup: cg } : {}).catch(() => undefined);
+    if (c) await c.delete({ force: true }).catch(() => undefined);
+    if (cg) await cg.remove().catch(() => undefined);
+  };
+  // the network's CNI DEL (slow: plugin binaries) runs meanwhile; a dying process needs no veth
+  const [, net] = await Promise.allSettled([processes(), detachNetwork(root, rec.id)]);
+  if (net.status === 'rejected') throw net.reason;
   // loaded late: the mount bindings (koffi) would add to every idle monitor's memory
   const { unmount } = await import('../rootfs/prepare.js');
   unmount(p.rootfs);
@@ -312,7 +316,7 @@ export async function resolveContainer(root: string, ref: string): Promise<strin
 /** Waits until a container has exited (or is gone); returns its final info, undefined if removed. */
 export async function waitExited(root: string, id: string, timeoutMs = Infinity): Promise<ContainerInfo | undefined> {
   const deadline = Date.now() + timeoutMs;
-  for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+  for (let delay = 5; ; delay = Math.min(delay * 2, 20)) {
     const i = await containerInfo(root, id);
     if (!i || i.status.status === 'exited') return i;
     if (Date.now() > deadline) return i;
