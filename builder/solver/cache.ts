@@ -18,12 +18,6 @@ export interface CacheRecord {
   /** When the step first ran (RFC 3339); history times of cached steps. */
   readonly created: string;
   /**
-   * The key the following steps continue their chain from, when it is not the record's own key:
-   * a `COPY --from=<stage>` step continues from the key of the content it copied, so a change
-   * elsewhere in that stage does not re-run the steps after it.
-   */
-  readonly chainKey?: Digest;
-  /**
    * Makes the layer blob present (and verified) in the content store; the solver calls it before
    * the layer's bytes are first read. Set on records of a remote cache, whose blobs are pulled
    * only when needed (a later step runs on top, or the image is stored). Never persisted.
@@ -88,7 +82,6 @@ export class FileBuildCache implements BuildCache {
       return undefined;
     }
     if (typeof rec.created !== 'string') return undefined;
-    if (rec.chainKey !== undefined && !/^sha256:[0-9a-f]{64}$/.test(String(rec.chainKey))) return undefined;
     if (rec.layer && !(await this.content.has(rec.layer.descriptor.digest))) return undefined;
     return rec;
   }
@@ -101,7 +94,7 @@ export class FileBuildCache implements BuildCache {
       await mkdir(this.rootsDir, { recursive: true });
       await atomicWrite(join(this.rootsDir, `buildcache-${hex}`), `# build cache ${key}\n${rec.layer.descriptor.digest}\n`);
     }
-    const stored: CacheRecord = { ...(rec.layer ? { layer: rec.layer } : {}), created: rec.created, ...(rec.chainKey ? { chainKey: rec.chainKey } : {}) };
+    const stored: CacheRecord = { ...(rec.layer ? { layer: rec.layer } : {}), created: rec.created };
     await atomicWrite(join(this.dir, `${hex}.json`), JSON.stringify(stored));
   }
 }

@@ -213,6 +213,8 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
     let lastCreated = epochDate ?? baseConfig.created;
     let current = base;
     let parentMissed = false;
+    /** The content chain after a COPY --from=stage that missed by the stage key (see below). */
+    let altKey: Digest | undefined;
 
     for (let i = 0; i < rs.steps.length; i++) {
       const step = rs.steps[i]!;
@@ -288,25 +290,23 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
       if (!rec && !skip && o.cache && compression === 'none') rec = await o.cache.get(recordKeyOf(o.compression ?? 'gzip'));
       // COPY --from=stage missed by the stage's key: look up the key of the content it copies
       // (BuildKit's content keys), so a change elsewhere in that stage does not copy unchanged
-      // files again. A hit is recorded under the stage key too. The steps after it continue from
-      // the content key (the record's chainKey), as BuildKit's do, so they are not re-run either.
+      // files again. The steps after it also follow a second chain from that content key
+      // (altKey: looked up when the stage chain misses, results recorded under both; only the
+      // stage chain is exported or returned), so they stay cached too. A hit is recorded under
+      // the stage key as well.
+      const parentAlt = altKey;
+      altKey = parentAlt ? cacheKey(parentAlt, op, inputs) : undefined;
       let contentRecordKey: Digest | undefined;
-      let chainKey: Digest | undefined;
-      if (o.cache && (step.kind === 'COPY' || step.kind === 'ADD') && step.from.kind === 'stage' && !rec?.chainKey) {
+      if (!rec && !skip && o.cache && (step.kind === 'COPY' || step.kind === 'ADD') && step.from.kind === 'stage') {
         // (a source that cannot be read fails in the copy itself, with the step's name)
         const digest = await stageSourcesDigest((await stageResult(step.from.index)).image, step.sources).catch(() => undefined);
-        if (digest) {
-          chainKey = cacheKey(parentKey, { ...op, from: 'stage-content' } as Op, [digest]);
-          if (!rec && !skip) {
-            contentRecordKey = compression === 'gzip' ? chainKey : sha256(`${chainKey}\n${compression}`);
-            rec = await o.cache.get(contentRecordKey);
-            if (rec) await o.cache.put(recordKey, { ...rec, chainKey });
-          } else if (rec && !rec.fetch) {
-            // a record written without its chain key (older, or imported): remember it
-            await o.cache.put(recordKey, { ...rec, chainKey }).catch(() => undefined);
-          }
-        }
-      } else if (rec?.chainKey) chainKey = rec.chainKey;
+        if (digest) altKey = cacheKey(parentAlt ?? parentKey, { ...op, from: 'stage-content' } as Op, [digest]);
+      }
+      if (!rec && !skip && o.cache && altKey) {
+        contentRecordKey = compression === 'gzip' ? altKey : sha256(`${altKey}\n${compression}`);
+        rec = await o.cache.get(contentRecordKey);
+        if (rec) await o.cache.put(recordKey, rec);
+      }
       if (o.trail) {
         const identity = `${o.graph.options.file ?? 'Dockerfile'}\n${rs.displayName}\n${i}`;
         const now = { key, parent: parentKey, op, inputs };
@@ -327,13 +327,12 @@ export async function solve(o: SolveOptions): Promise<Map<number, StageResult>> 
           o.progress?.({ kind: 'step', id, name, state: 'error', error: (e as Error).message });
           throw e;
         }
-        rec = { ...(layer ? { layer } : {}), created: epochDate ?? rfc3339(now()), ...(chainKey ? { chainKey } : {}) };
+        rec = { ...(layer ? { layer } : {}), created: epochDate ?? rfc3339(now()) };
         if (o.cache) await o.cache.put(recordKey, rec);
         if (o.cache && contentRecordKey) await o.cache.put(contentRecordKey, rec);
         o.progress?.({ kind: 'step', id, name, state: 'done', ms: Date.now() - t0 });
       }
       o.cache?.used?.({ key: recordKey, parent: parentKey, record: rec, stage: rs.index, inImage: exported.has(rs.index) });
-      if (chainKey) key = chainKey;
       lastCreated = epochDate ?? rec.created;
       if (rec.layer) {
         const fetch = rec.fetch;

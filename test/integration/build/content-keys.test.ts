@@ -67,7 +67,7 @@ describe.skipIf(!!why)('content cache keys', () => {
     expect(touched.get('[gen 3/3] COPY gen.txt /gen.txt')).toBe('ran');
     expect(touched.get(copyFrom)).toBe('cached');
     expect(touched.get(after)).toBe('cached');
-    // a --no-cache build records its results so that the next build finds them all
+    // and so after a --no-cache build
     expect((await build('--no-cache')).get(after)).toBe('ran');
     writeFileSync(join(ctx, 'gen.txt'), 'gen 3\n');
     const again = await build();
