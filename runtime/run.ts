@@ -230,7 +230,10 @@ async function launchMonitor(root: string, id: string, early: boolean): Promise<
   if (!existsSync(main)) throw new RuntimeError('HELPER_NOT_FOUND', `the container monitor ${main} is missing (run npm run build)`);
   const errLog = await fsp.open(join(root, 'containers', id, 'monitor.log'), 'a');
   const child = spawn(process.execPath, ['--max-old-space-size=32', '--max-semi-space-size=1', main, root, id, ...(early ? ['--wait'] : [])], {
-    detached: true, stdio: ['ignore', 'ignore', errLog.fd, 'pipe', ...(early ? ['pipe' as const] : [])], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...(process.env.TSBUILD_HELPER ? { TSBUILD_HELPER: process.env.TSBUILD_HELPER } : {}) },
+    detached: true, stdio: ['ignore', 'ignore', errLog.fd, 'pipe', ...(early ? ['pipe' as const] : [])], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...(process.env.TSBUILD_HELPER ? { TSBUILD_HELPER: process.env.TSBUILD_HELPER } : {}),
+      // the monitor's CNI DEL must find the plugins the run's ADD used
+      ...(process.env.TSBUILD_CNI_PATH ? { TSBUILD_CNI_PATH: process.env.TSBUILD_CNI_PATH } : {}),
+    },
   });
   await errLog.close();
   const exited = new Promise<void>((r) => {
